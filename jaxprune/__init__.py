@@ -1,0 +1,17 @@
+"""jaxprune: torch.nn.utils.prune rebuilt on JAX.
+
+Pure functions of explicit PRNG keys that compute boolean pruning masks (``True`` = kept), a
+pytree layer that prunes a whole params tree in one compiled program, and helpers to apply
+and inspect masks.
+"""
+
+from ._basic import apply_mask as apply_mask
+from ._basic import custom_from_mask as custom_from_mask
+from ._basic import identity as identity
+from ._errors import ShapeMismatchError as ShapeMismatchError
+from ._structured import ln_structured as ln_structured
+from ._structured import random_structured as random_structured
+from ._unstructured import l1_unstructured as l1_unstructured
+from ._unstructured import random_unstructured as random_unstructured
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""Input checks shared by every method: done in Python, before any work."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._errors import ShapeMismatchError
+from ._typing import Array, ArrayLike
+
+
+def as_tensor(x: ArrayLike, name: str = "x") -> Array:
+    """``x`` as a jax array of a dtype that can be pruned (real numbers)."""
+    if not isinstance(x, jax.Array):
+        if not hasattr(x, "shape") and not isinstance(x, (list, tuple, int, float)):
+            raise TypeError(f"{name} must be an array; got {type(x).__name__}.")
+        x = jnp.asarray(x)
+    if x.dtype == jnp.bool_ or jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; pruning needs real numbers (float or integer)."
+        )
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+        raise TypeError(f"{name} has dtype {x.dtype}; pruning needs real numbers.")
+    return x
+
+
+def check_dim(shape: tuple[int, ...], dim: object, name: str = "dim") -> int:
+    """``dim`` normalized to ``[0, len(shape))`` (torch's ``_validate_pruning_dim``).
+
+    Raises:
+        TypeError: ``dim`` is not an int.
+        IndexError: ``dim`` is out of range for ``shape``.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {dim!r}.")
+    ndim = len(shape)
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Invalid index {name}={dim} for tensor of size {shape}")
+    return int(dim) % ndim
+
+
+def check_structured(shape: tuple[int, ...], name: str = "x") -> None:
+    """Structured pruning needs channels: at least two dimensions."""
+    if len(shape) <= 1:
+        raise ValueError(
+            "Structured pruning can only be applied to multidimensional tensors. "
+            f"Found {name} of shape {shape} with {len(shape)} dims"
+        )
+
+
+def _fits(small: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    if len(small) > len(shape):
+        return False
+    padded = (1,) * (len(shape) - len(small)) + tuple(small)
+    return all(s in (1, n) for s, n in zip(padded, shape))
+
+
+def as_mask(mask: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array | None:
+    """A mask as a boolean array of rank ``len(shape)`` that broadcasts to ``shape``.
+
+    Non-boolean masks count nonzero entries as kept (torch multiplies by them).
+
+    Raises:
+        TypeError: not an array.
+        ShapeMismatchError: does not broadcast to ``shape`` without growing it.
+    """
+    if mask is None:
+        return None
+    if not hasattr(mask, "shape"):
+        if isinstance(mask, (bool, int, float)):
+            mask = np.asarray(mask)
+        else:
+            raise TypeError(f"{name} must be an array; got {type(mask).__name__}.")
+    mshape = tuple(mask.shape)
+    if not _fits(mshape, shape):
+        raise ShapeMismatchError(
+            f"{name} of shape {mshape} does not broadcast to the tensor's shape {shape}"
+        )
+    m = jnp.asarray(mask)
+    if m.dtype != jnp.bool_:
+        if jnp.issubdtype(m.dtype, jnp.complexfloating):
+            raise TypeError(f"{name} has dtype {m.dtype}; masks are boolean or real.")
+        m = m != 0
+    return m.reshape((1,) * (len(shape) - m.ndim) + m.shape)
+
+
+def check_scores(scores: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array | None:
+    """Importance scores: same shape as the tensor (torch raises AssertionError otherwise)."""
+    if scores is None:
+        return None
+    s = as_tensor(scores, name)
+    if tuple(s.shape) != tuple(shape):
+        raise ShapeMismatchError(
+            f"{name} should have the same shape as the tensor, got {tuple(s.shape)} vs {shape}"
+        )
+    return s
+
+
+def is_traced(a: object) -> bool:
+    return isinstance(a, jax.core.Tracer)

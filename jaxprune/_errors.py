@@ -1,0 +1,11 @@
+"""Exception types beyond the built-in ones."""
+
+from __future__ import annotations
+
+
+class ShapeMismatchError(ValueError, AssertionError):
+    """An array's shape does not fit the tensor it belongs to.
+
+    torch raises ``AssertionError`` for a wrong ``importance_scores`` or custom mask shape;
+    this error is both that and a ``ValueError``, so either ``except`` clause catches it.
+    """

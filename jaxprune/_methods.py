@@ -1,0 +1,190 @@
+"""The machinery every selection method shares: plan in Python, then compute in one program.
+
+A method prunes *units*: entries for the unstructured methods, channels along ``dim`` for the
+structured ones. :func:`plan` validates a call before any work and returns a hashable
+:class:`Spec`; :func:`count_to_prune` turns the amount into a count among the units that the
+prior mask leaves alive (torch's ``PruningContainer`` semantics); :func:`compute` builds the
+mask inside a traced program. The public functions and the pytree layer are thin drivers of
+these three steps.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _amount, _checks, _select
+from ._typing import Amount, Array
+
+UNSTRUCTURED = ("random_unstructured", "l1_unstructured")
+STRUCTURED = ("random_structured", "ln_structured")
+RANDOM = ("random_unstructured", "random_structured")
+SCORED = ("l1_unstructured", "ln_structured")
+
+
+class Spec(NamedTuple):
+    """Everything static about one pruning call."""
+
+    method: str
+    shape: tuple[int, ...]
+    dim: int | None  # channel axis, structured methods only
+    norm: float | str | None  # ln_structured only
+    units: int  # entries, or channels along dim
+
+
+def check_norm(n: object, name: str = "n") -> float | str:
+    """A norm order: any int or float (inf and -inf included) or ``'fro'``."""
+    if isinstance(n, str):
+        if n != "fro":
+            raise ValueError(f"{name}={n!r} is not a supported norm: use a number or 'fro'.")
+        return n
+    if isinstance(n, bool) or not isinstance(n, (int, float)) and not hasattr(n, "__float__"):
+        raise TypeError(f"{name} must be a number or 'fro'; got {n!r}.")
+    value = float(n)
+    if math.isnan(value):
+        raise ValueError(f"{name}=nan is not a norm order.")
+    return value
+
+
+def plan(method: str, shape: tuple[int, ...], *, dim: object = None, n: object = None) -> Spec:
+    """Validate the static side of a call: shape, ``dim`` and ``n``."""
+    if method in STRUCTURED:
+        _checks.check_structured(shape)
+        d = _checks.check_dim(shape, dim)
+        norm = check_norm(n) if method == "ln_structured" else None
+        return Spec(method, tuple(shape), d, norm, shape[d])
+    return Spec(method, tuple(shape), None, None, math.prod(shape))
+
+
+def alive_units(spec: Spec, prior: Array | None) -> Array | None:
+    """Which units are still unpruned: entries kept, or channels with a kept entry."""
+    if prior is None:
+        return None
+    if spec.dim is None:
+        return jnp.broadcast_to(prior, spec.shape)
+    axes = tuple(i for i in range(len(spec.shape)) if i != spec.dim)
+    # Over a zero-size axis `any` is False, as torch's `sum != 0` is.
+    full = jnp.broadcast_to(prior, spec.shape)
+    return jnp.any(full, axis=axes)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _count_alive(specs: tuple[Spec, ...], priors: list[Array]) -> list[Array]:
+    return [jnp.sum(alive_units(s, p), dtype=jnp.uint32) for s, p in zip(specs, priors)]
+
+
+def count_alive_now(specs: list[Spec], priors: list[Array]) -> list[int]:
+    """Count the unpruned units of concrete priors, all in one program (one host sync)."""
+    if not specs:
+        return []
+    return [int(c) for c in jax.device_get(_count_alive(tuple(specs), list(priors)))]
+
+
+def count_to_prune(
+    spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None = None
+) -> int | Array:
+    """The number of units to prune.
+
+    Exact (Python's rounding, torch's errors) whenever the number of unpruned units is known
+    here: without a prior, or with ``n_alive`` counted from a concrete prior. Otherwise a
+    traced count computed inside the program (see :func:`jaxprune._amount.traced_count`).
+    """
+    what = "channels" if spec.dim is not None else "entries"
+    if isinstance(amount, (int, float)):
+        if prior is None:
+            return _amount.exact_count(amount, spec.units, f"{what} of a tensor of shape "
+                                       f"{spec.shape}")
+        if n_alive is not None:
+            return _amount.exact_count(amount, n_alive, f"unpruned {what} of a tensor of shape "
+                                       f"{spec.shape}")
+        if isinstance(amount, int) and amount > spec.units:
+            _amount.exact_count(amount, spec.units, f"{what} of a tensor of shape {spec.shape}")
+    return None  # computed in the program
+
+
+def _k_in_program(spec: Spec, amount: Amount, alive: Array | None) -> Array:
+    n_alive = jnp.uint32(spec.units) if alive is None else jnp.sum(alive, dtype=jnp.uint32)
+    return _amount.traced_count(amount, n_alive, spec.units)
+
+
+def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
+    """The L``norm`` norm of each channel along ``dim`` (over all other axes)."""
+    if not jnp.issubdtype(scores.dtype, jnp.floating) or scores.dtype.itemsize < 4:
+        scores = scores.astype(jnp.float32)
+    axes = tuple(i for i in range(scores.ndim) if i != dim)
+    a = jnp.abs(scores)
+    if norm == "fro" or norm == 2.0:
+        return jnp.sqrt(jnp.sum(a * a, axis=axes))
+    if norm == math.inf:
+        return jnp.max(a, axis=axes, initial=0.0)
+    if norm == -math.inf:
+        return jnp.min(a, axis=axes, initial=math.inf)
+    if norm == 0.0:
+        return jnp.sum(a != 0, axis=axes).astype(a.dtype)
+    if norm == 1.0:
+        return jnp.sum(a, axis=axes)
+    return jnp.sum(a**norm, axis=axes) ** (1.0 / norm)
+
+
+def compute(
+    spec: Spec,
+    static_amount: int | float | str | None,
+    key: Array | None,
+    scores: Array | None,
+    prior: Array | None,
+    k: Array | None,
+) -> Array:
+    """The boolean mask of one call, inside a traced program.
+
+    With ``static_amount=None``, ``k`` is the count to prune, computed in Python. Otherwise
+    the count is computed here: from ``static_amount`` when it is a Python number (its
+    rounding stays exact where a table allows), or from the traced amount held in ``k`` when
+    ``static_amount == "traced"``.
+    """
+    alive = alive_units(spec, prior)
+    if static_amount == "traced":
+        k = _k_in_program(spec, k, alive)
+    elif static_amount is not None:
+        k = _k_in_program(spec, static_amount, alive)
+    if spec.method == "random_unstructured":
+        keys = _select.random_keys(key, spec.shape)
+    elif spec.method == "l1_unstructured":
+        keys = _select.order_key(scores)
+    elif spec.method == "random_structured":
+        keys = _select.random_keys(key, (spec.units,))
+    else:
+        keys = _select.order_key(channel_norms(scores, spec.norm, spec.dim))
+    (pruned,) = _select.lowest_k([keys], [alive], k)
+    if spec.dim is None:
+        kept = ~pruned
+        return kept if alive is None else kept & alive
+    shape = [1] * len(spec.shape)
+    shape[spec.dim] = spec.units
+    kept = (~pruned).reshape(shape)
+    return kept if prior is None else kept & prior
+
+
+compute_jit = jax.jit(compute, static_argnums=(0, 1))
+
+
+def run(
+    spec: Spec,
+    key: Array | None,
+    scores: Array | None,
+    prior: Array | None,
+    amount: Amount,
+) -> Array:
+    """Validate the count against the prior, then compute the mask (one compiled call)."""
+    n_alive = None
+    if prior is not None and not _checks.is_traced(prior) and not isinstance(amount, jax.Array):
+        (n_alive,) = count_alive_now([spec], [prior])
+    k = count_to_prune(spec, amount, prior, n_alive)
+    if k is not None:
+        return compute_jit(spec, None, key, scores, prior, jnp.uint32(k))
+    if isinstance(amount, jax.Array):
+        return compute_jit(spec, "traced", key, scores, prior, amount)
+    return compute_jit(spec, amount, key, scores, prior, None)

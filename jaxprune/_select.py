@@ -1,0 +1,156 @@
+"""Exact selection of the k lowest-scored units, without a full sort of large arrays.
+
+Scores are first mapped to unsigned integers whose order is the order of the scores
+(:func:`order_key`). :func:`lowest_k` then finds the k lowest among the units still alive,
+over one array or over several arrays at once (global pruning), by bisection on the integer
+image: each step counts the units at or below a candidate value, so no array is sorted,
+gathered or concatenated. Small inputs are ranked with one sort instead; both paths select the
+same units.
+
+Tie rule: units are ordered by (score, position), where the position is the row-major flat
+index, and arrays given together are taken in order. Among equal scores, the unit with the
+lower position is pruned first. NaN scores order above +inf: they are pruned last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._typing import Array
+
+#: Below this many units in all, one sort ranks them; above it, bisection counts.
+SORT_LIMIT = 1 << 14
+
+
+def order_key(scores: Array) -> Array:
+    """Unsigned integers ordered as ``|scores|``, with every NaN above +inf.
+
+    Floats up to 32 bits map to ``uint32`` (exact: float16 and bfloat16 widen losslessly),
+    float64 to ``uint64``; integers map to the unsigned type of their magnitude (the magnitude
+    of the most negative value included).
+    """
+    dtype = scores.dtype
+    if jnp.issubdtype(dtype, jnp.floating):
+        wide = jnp.float64 if dtype.itemsize == 8 else jnp.float32
+        mag = jnp.abs(scores.astype(wide))
+        mag = jnp.where(jnp.isnan(mag), jnp.array(jnp.nan, wide), mag)
+        return lax.bitcast_convert_type(mag, jnp.uint64 if dtype.itemsize == 8 else jnp.uint32)
+    if jnp.issubdtype(dtype, jnp.signedinteger):
+        if dtype.itemsize == 8:
+            return jnp.abs(scores).astype(jnp.uint64)
+        return jnp.abs(scores.astype(jnp.int32)).astype(jnp.uint32)
+    if jnp.issubdtype(dtype, jnp.unsignedinteger):
+        return scores.astype(jnp.uint64 if dtype.itemsize == 8 else jnp.uint32)
+    raise TypeError(f"cannot rank scores of dtype {dtype}")
+
+
+def _count(parts: Sequence[Array]) -> Array:
+    total = jnp.zeros((), jnp.uint32)
+    for p in parts:
+        total = total + jnp.sum(p, dtype=jnp.uint32)
+    return total
+
+
+def _lowest_k_sorted(keys: Sequence[Array], alive: Sequence[Array], k: Array) -> list[Array]:
+    flat_keys = jnp.concatenate([kk.reshape(-1) for kk in keys])
+    flat_dead = jnp.concatenate([~a.reshape(-1) for a in alive])
+    pos = jnp.arange(flat_keys.shape[0], dtype=jnp.uint32)
+    # Sort by (dead, key); lax.sort is stable, so equal keys keep their positions' order.
+    _, _, order = lax.sort((flat_dead, flat_keys, pos), num_keys=2, is_stable=True)
+    rank = jnp.zeros_like(pos).at[order].set(pos)
+    prune = (rank < k) & ~flat_dead
+    out, start = [], 0
+    for kk in keys:
+        out.append(prune[start : start + kk.size].reshape(kk.shape))
+        start += kk.size
+    return out
+
+
+def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) -> list[Array]:
+    kdtype = keys[0].dtype
+    nbits = 8 * jnp.dtype(kdtype).itemsize
+
+    def count_le(v):
+        return _count([a & (kk <= v) for kk, a in zip(keys, alive)])
+
+    def value_step(_, lohi):
+        lo, hi = lohi
+        mid = lo + (hi - lo) // 2
+        enough = count_le(mid) >= k
+        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+    lo0 = jnp.zeros((), kdtype)
+    hi0 = jnp.array(jnp.iinfo(kdtype).max, kdtype)
+    v, _ = lax.fori_loop(0, nbits, value_step, (lo0, hi0))
+
+    less = [a & (kk < v) for kk, a in zip(keys, alive)]
+    ties = [a & (kk == v) for kk, a in zip(keys, alive)]
+    take = k - _count(less)  # how many tied units to prune, lowest positions first
+    n_ties = _count(ties)
+
+    offsets, start = [], 0
+    for kk in keys:
+        offsets.append(start)
+        start += kk.size
+    total = start
+    positions = [
+        jnp.arange(kk.size, dtype=jnp.uint32).reshape(kk.shape) + jnp.uint32(off)
+        for kk, off in zip(keys, offsets)
+    ]
+
+    def cutoff():
+        def count_before(j):
+            return _count([t & (p < j) for t, p in zip(ties, positions)])
+
+        def step(_, lohi):
+            lo, hi = lohi
+            mid = lo + (hi - lo) // 2
+            enough = count_before(mid) >= take
+            return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+        steps = max(1, int(total).bit_length())
+        j, _ = lax.fori_loop(0, steps, step, (jnp.uint32(0), jnp.uint32(total)))
+        return j
+
+    simple = (take == 0) | (take == n_ties)
+    j = lax.cond(
+        simple,
+        lambda: jnp.where(take == 0, jnp.uint32(0), jnp.uint32(total)),
+        cutoff,
+    )
+    return [lt | (t & (p < j)) for lt, t, p in zip(less, ties, positions)]
+
+
+def lowest_k(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
+    """Boolean masks of the ``k`` alive units with the lowest keys (True = selected).
+
+    Args:
+        keys: unsigned-integer arrays of one dtype (see :func:`order_key`).
+        alive: for each array, a boolean array broadcastable to it (or None: all alive); only
+            alive units are counted and selected.
+        k: number of units to select in all; must not exceed the number of alive units.
+
+    Returns:
+        One boolean array per input, shaped like its keys.
+    """
+    keys = list(keys)
+    alive = [
+        jnp.ones(kk.shape, bool) if a is None else jnp.broadcast_to(a, kk.shape)
+        for kk, a in zip(keys, alive)
+    ]
+    k = jnp.asarray(k, jnp.uint32)
+    total = sum(kk.size for kk in keys)
+    if total == 0:
+        return [jnp.zeros(kk.shape, bool) for kk in keys]
+    if total <= SORT_LIMIT:
+        return _lowest_k_sorted(keys, alive, k)
+    return _lowest_k_bisect(keys, alive, k)
+
+
+def random_keys(key: jax.Array, shape: tuple[int, ...]) -> Array:
+    """Uniform ``uint32`` scores for random selection."""
+    return jax.random.bits(key, shape, jnp.uint32)

@@ -1,0 +1,20 @@
+"""Type aliases shared by the package."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Union
+
+import jax
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+#: A JAX PRNG key: new-style ``jax.random.key(s)`` or legacy ``jax.random.PRNGKey(s)``.
+PRNGKey = jax.Array
+#: An amount to prune: an int count, a float fraction in [0, 1], or a traced jax scalar.
+Amount = Union[int, float, jax.Array]
+#: A norm order for :func:`jaxprune.ln_structured`.
+NormOrder = Union[int, float, str]
+PyTree = Any
+#: Selects pytree leaves: a regular expression searched in the path, or ``f(path, leaf)``.
+Where = Union[str, Callable[[str, Any], bool], None]
