@@ -9,8 +9,12 @@ from ._basic import apply_mask as apply_mask
 from ._basic import custom_from_mask as custom_from_mask
 from ._basic import identity as identity
 from ._errors import ShapeMismatchError as ShapeMismatchError
+from ._global import global_unstructured as global_unstructured
 from ._structured import ln_structured as ln_structured
 from ._structured import random_structured as random_structured
+from ._tree import apply_masks as apply_masks
+from ._tree import prune as prune
+from ._tree import sparsity as sparsity
 from ._unstructured import l1_unstructured as l1_unstructured
 from ._unstructured import random_unstructured as random_unstructured
 

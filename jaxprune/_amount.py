@@ -38,8 +38,7 @@ def check_amount(amount: Amount, name: str = "amount") -> Amount:
         if amount.ndim != 0:
             raise TypeError(f"{name} must be a scalar; got an array of shape {amount.shape}.")
         if not (
-            jnp.issubdtype(amount.dtype, jnp.floating)
-            or jnp.issubdtype(amount.dtype, jnp.integer)
+            jnp.issubdtype(amount.dtype, jnp.floating) or jnp.issubdtype(amount.dtype, jnp.integer)
         ):
             raise TypeError(
                 f"Invalid type for {name}: array of dtype {amount.dtype}. Must be int or float."

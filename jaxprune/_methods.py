@@ -96,11 +96,13 @@ def count_to_prune(
     what = "channels" if spec.dim is not None else "entries"
     if isinstance(amount, (int, float)):
         if prior is None:
-            return _amount.exact_count(amount, spec.units, f"{what} of a tensor of shape "
-                                       f"{spec.shape}")
+            return _amount.exact_count(
+                amount, spec.units, f"{what} of a tensor of shape {spec.shape}"
+            )
         if n_alive is not None:
-            return _amount.exact_count(amount, n_alive, f"unpruned {what} of a tensor of shape "
-                                       f"{spec.shape}")
+            return _amount.exact_count(
+                amount, n_alive, f"unpruned {what} of a tensor of shape {spec.shape}"
+            )
         if isinstance(amount, int) and amount > spec.units:
             _amount.exact_count(amount, spec.units, f"{what} of a tensor of shape {spec.shape}")
     return None  # computed in the program

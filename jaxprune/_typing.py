@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import jax
 
@@ -12,9 +12,9 @@ ArrayLike = jax.typing.ArrayLike
 #: A JAX PRNG key: new-style ``jax.random.key(s)`` or legacy ``jax.random.PRNGKey(s)``.
 PRNGKey = jax.Array
 #: An amount to prune: an int count, a float fraction in [0, 1], or a traced jax scalar.
-Amount = Union[int, float, jax.Array]
+Amount = int | float | jax.Array
 #: A norm order for :func:`jaxprune.ln_structured`.
-NormOrder = Union[int, float, str]
+NormOrder = int | float | str
 PyTree = Any
 #: Selects pytree leaves: a regular expression searched in the path, or ``f(path, leaf)``.
-Where = Union[str, Callable[[str, Any], bool], None]
+Where = str | Callable[[str, Any], bool] | None

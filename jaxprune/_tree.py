@@ -1,0 +1,305 @@
+"""The pytree layer: prune, mask and measure a whole params tree.
+
+A call validates every selected leaf in Python first (errors name the leaf's path and nothing
+is computed), then computes every mask in one compiled program. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _amount, _basic, _checks, _keys, _methods, _paths, _structured, _unstructured
+from ._typing import Array, PRNGKey, PyTree, Where
+
+#: Keyword arguments each method takes in the pytree layer (besides ``key``).
+_KWARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name: (required, optional)
+    "identity": ((), ()),
+    "random_unstructured": (("amount",), ()),
+    "l1_unstructured": (("amount",), ("importance_scores",)),
+    "random_structured": (("amount",), ("dim",)),
+    "ln_structured": (("amount", "n"), ("dim", "importance_scores")),
+    "custom_from_mask": (("mask",), ()),
+}
+_FUNCTIONS: dict[Callable[..., Any], str] = {
+    _basic.identity: "identity",
+    _unstructured.random_unstructured: "random_unstructured",
+    _unstructured.l1_unstructured: "l1_unstructured",
+    _structured.random_structured: "random_structured",
+    _structured.ln_structured: "ln_structured",
+    _basic.custom_from_mask: "custom_from_mask",
+}
+
+
+def method_name(method: str | Callable[..., Any]) -> str:
+    """The name of a core method given as a function or a string."""
+    if isinstance(method, str):
+        if method not in _KWARGS:
+            raise ValueError(
+                f"method={method!r} is not a pruning method; choose one of {sorted(_KWARGS)}."
+            )
+        return method
+    if callable(method) and method in _FUNCTIONS:
+        return _FUNCTIONS[method]
+    raise TypeError(f"method must be a jaxprune method or its name; got {method!r}.")
+
+
+def _check_kwargs(name: str, key: Any, kwargs: dict[str, Any]) -> None:
+    required, optional = _KWARGS[name]
+    for k in required:
+        if k not in kwargs:
+            raise TypeError(f"{name} needs the keyword argument {k!r}.")
+    for k in kwargs:
+        if k not in required and k not in optional:
+            raise TypeError(f"{name} got an unexpected keyword argument {k!r}.")
+    if name in _methods.RANDOM and key is None:
+        raise TypeError(f"{name} needs key=: pass a jax.random.key.")
+    if name not in _methods.RANDOM and key is not None:
+        raise TypeError(f"{name} is not random and takes no key.")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _program(specs, static_amounts, hashes, key, scores, priors, counts):
+    masks = []
+    for i, spec in enumerate(specs):
+        leaf_key = None if key is None else jax.random.fold_in(key, hashes[i])
+        masks.append(
+            _methods.compute(spec, static_amounts[i], leaf_key, scores[i], priors[i], counts[i])
+        )
+    return masks
+
+
+def prune(
+    params: PyTree,
+    method: str | Callable[..., Any],
+    *,
+    key: PRNGKey | None = None,
+    where: Where = None,
+    masks: PyTree | None = None,
+    **method_kwargs: Any,
+) -> PyTree:
+    """Masks for every leaf of ``params``, computed in one compiled program.
+
+    Args:
+        params: any pytree of arrays: Flax linen params (dict or ``FrozenDict``), NNX state,
+            nested dicts, lists and tuples.
+        method: a core method or its name: ``"identity"``, ``"random_unstructured"``,
+            ``"l1_unstructured"``, ``"random_structured"``, ``"ln_structured"``,
+            ``"custom_from_mask"``.
+        key: base key for the random methods. Each leaf uses
+            ``fold_in(key, hash(path))`` with a hash that is stable across processes and
+            Python versions, so adding a layer never changes another layer's mask.
+        where: which leaves to prune: a regular expression searched in the path string
+            (keys joined by ``/``, e.g. ``"Conv_0/kernel"``), a predicate
+            ``where(path, leaf)``, or None for every floating leaf with 2 or more dims.
+        masks: the masks already in force (a tree with the same paths, e.g. the result of an
+            earlier call). Selected leaves prune among their unpruned units (torch's iterative
+            semantics); unselected leaves keep their mask.
+        **method_kwargs: the method's arguments: ``amount``, ``dim``, ``n``. For
+            ``importance_scores`` (l1/ln) and ``mask`` (custom_from_mask) pass a pytree whose
+            leaves are matched to ``params`` by path; a leaf without scores uses itself.
+            With ``custom_from_mask`` and no ``where``, the leaves of ``mask`` are selected.
+
+    Returns:
+        A pytree of ``params``' structure holding boolean masks; an unselected leaf's mask is
+        its prior mask, or a scalar ``True``.
+
+    Raises:
+        TypeError, ValueError, IndexError: as the core method would, with the leaf's path in
+            the message; and ``ValueError`` when ``where`` selects nothing. Nothing is
+            computed when a check fails.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxprune as jp
+        >>> params = {"Dense_0": {"kernel": jnp.ones((4, 8)), "bias": jnp.zeros(8)}}
+        >>> m = jp.prune(params, "random_structured", key=jax.random.key(0), amount=0.5)
+        >>> m["Dense_0"]["kernel"].shape, int((~m["Dense_0"]["kernel"]).sum())
+        ((1, 8), 4)
+        >>> m["Dense_0"]["bias"].shape
+        ()
+    """
+    name = method_name(method)
+    _check_kwargs(name, key, method_kwargs)
+    if key is not None:
+        key = _keys.as_key(key)
+    paths, leaves, treedef = _paths.flatten(params)
+    priors_by_path = _paths.by_path(masks, "masks", paths)
+    side = {}
+    for arg in ("importance_scores", "mask"):
+        if arg in method_kwargs:
+            side[arg] = _paths.by_path(method_kwargs[arg], arg, paths)
+    if name == "custom_from_mask" and where is None:
+        given = side["mask"]
+        where = lambda p, leaf: p in given  # noqa: E731
+    chosen = _paths.select(paths, leaves, where)
+    amount = method_kwargs.get("amount")
+    if "amount" in method_kwargs:
+        amount = _amount.check_amount(amount)
+
+    # Phase 1: static checks of every selected leaf.
+    jobs = []
+    for path, leaf, pick in zip(paths, leaves, chosen):
+        if not pick:
+            continue
+        with _paths.PathError(path):
+            x = _checks.as_tensor(leaf, "params leaf")
+            prior = _checks.as_mask(priors_by_path.get(path), x.shape, "masks leaf")
+            if name == "custom_from_mask":
+                if path not in side["mask"]:
+                    raise ValueError("mask has no leaf at this path.")
+                new = _checks.as_mask(side["mask"][path], x.shape, "mask")
+                jobs.append((path, None, new, prior))
+                continue
+            if name == "identity":
+                jobs.append((path, None, None, prior))
+                continue
+            spec = _methods.plan(
+                name, x.shape, dim=method_kwargs.get("dim", -1), n=method_kwargs.get("n")
+            )
+            scores = None
+            if name in _methods.SCORED:
+                scores = _checks.check_scores(
+                    side.get("importance_scores", {}).get(path), x.shape, "importance_scores"
+                )
+                scores = x if scores is None else scores
+            jobs.append((path, spec, scores, prior))
+
+    out = {}
+    if name in ("identity", "custom_from_mask"):
+        for path, _, new, prior in jobs:
+            x = leaves[paths.index(path)]
+            new = jnp.ones((1,) * len(x.shape), bool) if new is None else new
+            out[path] = new if prior is None else new & prior
+    else:
+        out.update(_compute_all(jobs, amount, key))
+    result = []
+    for path in paths:
+        if path in out:
+            result.append(out[path])
+        elif path in priors_by_path:
+            result.append(priors_by_path[path])
+        else:
+            result.append(jnp.ones((), bool))
+    return jax.tree_util.tree_unflatten(treedef, result)
+
+
+def _compute_all(jobs, amount, key) -> dict[str, Array]:
+    # Phase 2: counts among unpruned units, exact where the priors are concrete.
+    concrete = [
+        i
+        for i, (_, _, _, prior) in enumerate(jobs)
+        if prior is not None and not _checks.is_traced(prior)
+    ]
+    n_alive: dict[int, int] = {}
+    if concrete and not isinstance(amount, jax.Array):
+        found = _methods.count_alive_now(
+            [jobs[i][1] for i in concrete], [jobs[i][3] for i in concrete]
+        )
+        n_alive = dict(zip(concrete, found))
+    specs, statics, counts = [], [], []
+    for i, (path, spec, _, prior) in enumerate(jobs):
+        with _paths.PathError(path):
+            k = _methods.count_to_prune(spec, amount, prior, n_alive.get(i))
+        specs.append(spec)
+        if k is not None:
+            statics.append(None)
+            counts.append(jnp.uint32(k))
+        elif isinstance(amount, jax.Array):
+            statics.append("traced")
+            counts.append(amount)
+        else:
+            statics.append(amount)
+            counts.append(None)
+    hashes = tuple(_keys.path_hash(path) for path, *_ in jobs)
+    masks = _program(
+        tuple(specs),
+        tuple(statics),
+        hashes,
+        key,
+        [j[2] for j in jobs],
+        [j[3] for j in jobs],
+        counts,
+    )
+    return {path: m for (path, *_), m in zip(jobs, masks)}
+
+
+def _match_masks(params: PyTree, masks: PyTree) -> tuple[list[str], list[Any], list[Any], Any]:
+    paths, leaves, treedef = _paths.flatten(params)
+    by = _paths.by_path(masks, "masks", paths)
+    mlist = []
+    for path, leaf in zip(paths, leaves):
+        if not _paths.is_array(leaf):
+            mlist.append(None)
+            continue
+        if path not in by:
+            raise ValueError(f"{path}: masks has no leaf at this path.")
+        with _paths.PathError(path):
+            mlist.append(_checks.as_mask(by[path], tuple(leaf.shape), "masks leaf"))
+    return paths, leaves, mlist, treedef
+
+
+@jax.jit
+def _apply_program(leaves, masks):
+    return [jnp.where(m, x, jnp.zeros((), x.dtype)) for x, m in zip(leaves, masks)]
+
+
+def _is_true_scalar(m: Any) -> bool:
+    return m.size == 1 and not _checks.is_traced(m) and bool(m.reshape(()))
+
+
+def apply_masks(params: PyTree, masks: PyTree) -> PyTree:
+    """``params`` with every pruned entry set to exactly zero (one compiled program).
+
+    Leaves whose mask is a scalar ``True`` are returned as they are (no copy).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxprune as jp
+        >>> p = {"w": jnp.array([[1.0, 2.0]]), "b": jnp.array([3.0])}
+        >>> out = jp.apply_masks(p, {"w": jnp.array([[True, False]]), "b": jnp.array(True)})
+        >>> out["w"].tolist(), out["b"].tolist()
+        ([[1.0, 0.0]], [3.0])
+    """
+    paths, leaves, mlist, treedef = _match_masks(params, masks)
+    todo = [i for i, m in enumerate(mlist) if m is not None and not _is_true_scalar(m)]
+    done = _apply_program([leaves[i] for i in todo], [mlist[i] for i in todo])
+    out = list(leaves)
+    for i, new in zip(todo, done):
+        out[i] = new
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+@jax.jit
+def _zero_counts(leaves, masks):
+    counts = []
+    for x, m in zip(leaves, masks):
+        zero = x == 0
+        if m is not None:
+            zero = zero | ~m
+        counts.append(jnp.sum(zero, dtype=jnp.uint32))
+    return counts
+
+
+def sparsity(params: PyTree, masks: PyTree | None = None) -> float:
+    """Fraction of zero entries over every array leaf (biases included), masks applied.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxprune as jp
+        >>> jp.sparsity({"w": jnp.array([0.0, 1.0, 2.0, 0.0])})
+        0.5
+    """
+    if masks is None:
+        paths, leaves, _ = _paths.flatten(params)
+        mlist = [None] * len(leaves)
+    else:
+        paths, leaves, mlist, _ = _match_masks(params, masks)
+    idx = [i for i, leaf in enumerate(leaves) if _paths.is_array(leaf)]
+    total = sum(int(leaves[i].size) for i in idx)
+    if total == 0:
+        return 0.0
+    counts = _zero_counts([leaves[i] for i in idx], [mlist[i] for i in idx])
+    return sum(int(c) for c in jax.device_get(counts)) / total
