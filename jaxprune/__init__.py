@@ -10,6 +10,9 @@ from ._basic import custom_from_mask as custom_from_mask
 from ._basic import identity as identity
 from ._errors import ShapeMismatchError as ShapeMismatchError
 from ._global import global_unstructured as global_unstructured
+from ._report import LeafReport as LeafReport
+from ._report import format_report as format_report
+from ._report import report as report
 from ._structured import ln_structured as ln_structured
 from ._structured import random_structured as random_structured
 from ._tree import apply_masks as apply_masks

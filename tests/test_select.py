@@ -1,0 +1,75 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ref_lowest
+
+from jaxprune import _select
+
+
+def _keys(rng, shape, nvalues):
+    return rng.integers(0, nvalues, size=shape, dtype=np.uint32)
+
+
+@pytest.mark.parametrize("nvalues", [2, 7, 1 << 31])
+@pytest.mark.parametrize("shape", [(1,), (9,), (13, 7), (4, 5, 6)])
+def test_sorted_and_bisect_paths_match_reference(nvalues, shape):
+    rng = np.random.default_rng(nvalues + len(shape))
+    for trial in range(6):
+        keys = _keys(rng, shape, nvalues)
+        alive = rng.random(shape) < 0.7
+        n_alive = int(alive.sum())
+        k = int(rng.integers(0, n_alive + 1))
+        expected = ref_lowest(keys, alive, k).reshape(shape)
+        kk, aa = jnp.asarray(keys), jnp.asarray(alive)
+        (sorted_,) = _select._lowest_k_sorted([kk], [aa], jnp.uint32(k))
+        (bisect,) = jax.jit(_select._lowest_k_bisect)([kk], [aa], jnp.uint32(k))
+        np.testing.assert_array_equal(np.asarray(sorted_), expected)
+        np.testing.assert_array_equal(np.asarray(bisect), expected)
+        assert int(bisect.sum()) == k
+
+
+def test_several_arrays_order_by_array_then_position():
+    a = jnp.array([3, 1, 1], jnp.uint32)
+    b = jnp.array([[1, 0], [1, 5]], jnp.uint32)
+    for fn in (_select._lowest_k_sorted, _select._lowest_k_bisect):
+        out = fn([a, b], [jnp.ones(3, bool), jnp.ones((2, 2), bool)], jnp.uint32(3))
+        # Values 0 (b[0,1]), then the 1s by position: a[1], a[2] before b[0,0].
+        assert out[0].tolist() == [False, True, True]
+        assert out[1].tolist() == [[False, True], [False, False]]
+
+
+def test_large_input_uses_bisection_and_is_exact():
+    rng = np.random.default_rng(0)
+    keys = _keys(rng, (300, 200), 5000)  # many ties
+    alive = rng.random((300, 200)) < 0.9
+    k = 12345
+    (out,) = _select.lowest_k([jnp.asarray(keys)], [jnp.asarray(alive)], jnp.uint32(k))
+    np.testing.assert_array_equal(np.asarray(out), ref_lowest(keys, alive, k).reshape(300, 200))
+
+
+def test_order_key_preserves_magnitude_order_and_puts_nan_last():
+    x = jnp.array([-0.0, 0.0, -1.5, 1.0, jnp.inf, -jnp.inf, jnp.nan, 1e-30, -3.0])
+    keys = np.asarray(_select.order_key(x))
+    mags = np.abs(np.asarray(x, np.float64))
+    order = np.argsort(np.where(np.isnan(mags), np.inf, mags), kind="stable")
+    assert (np.diff(keys[order][:-1].astype(np.int64)) >= 0).all()
+    assert keys[6] > keys[4]  # NaN above inf
+    assert keys[0] == keys[1]  # -0.0 and 0.0 tie
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.int8, jnp.int32])
+def test_order_key_is_monotone_for_each_dtype(dtype):
+    values = np.array([-100, -3, -1, 0, 1, 2, 50, 100], np.float32)
+    x = jnp.asarray(values).astype(dtype)
+    keys = np.asarray(_select.order_key(x)).astype(np.int64)
+    mags = np.abs(np.asarray(x.astype(jnp.float32)))
+    for i in range(len(values)):
+        for j in range(len(values)):
+            assert (mags[i] < mags[j]) == (keys[i] < keys[j])
+
+
+def test_int_min_magnitude():
+    x = jnp.array([np.iinfo(np.int32).min, np.iinfo(np.int32).max], jnp.int32)
+    keys = _select.order_key(x)
+    assert int(keys[0]) == 2**31 and int(keys[1]) == 2**31 - 1
