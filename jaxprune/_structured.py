@@ -71,8 +71,9 @@ def ln_structured(
 
     Norms are taken over every axis but ``dim``, of ``x`` (or ``importance_scores``) as
     given. torch scores a parameter that is already pruned by its current, masked value: to
-    reproduce torch's later rounds, pass ``apply_mask(x, prior)``. ``n`` is any int or float, ``inf``
-    (max), ``-inf`` (min), ``0`` (count of nonzeros) or ``'fro'`` (L2 over all reduced axes).
+    reproduce torch's later rounds, pass ``apply_mask(x, prior)``. ``n`` is any int or float,
+    ``inf`` (max), ``-inf`` (min), ``0`` (count of nonzeros) or ``'fro'`` (L2 over all reduced
+    axes).
     Float16 and bfloat16 norms are computed in float32. Ties are broken by channel index
     (lower pruned first); a NaN norm counts as the largest.
 

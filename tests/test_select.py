@@ -15,7 +15,7 @@ def _keys(rng, shape, nvalues):
 @pytest.mark.parametrize("shape", [(1,), (9,), (13, 7), (4, 5, 6)])
 def test_sorted_and_bisect_paths_match_reference(nvalues, shape):
     rng = np.random.default_rng(nvalues + len(shape))
-    for trial in range(6):
+    for _ in range(6):
         keys = _keys(rng, shape, nvalues)
         alive = rng.random(shape) < 0.7
         n_alive = int(alive.sum())
