@@ -1,0 +1,48 @@
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import jaxprune
+
+PUBLIC = {
+    "LeafReport",
+    "ShapeMismatchError",
+    "apply_mask",
+    "apply_masks",
+    "custom_from_mask",
+    "format_report",
+    "global_unstructured",
+    "identity",
+    "l1_unstructured",
+    "ln_structured",
+    "prune",
+    "random_structured",
+    "random_unstructured",
+    "report",
+    "sparsity",
+}
+
+
+def test_public_api_is_pinned():
+    names = {n for n in dir(jaxprune) if not n.startswith("_")}
+    assert names == PUBLIC
+
+
+MODULES = [
+    f"jaxprune.{m.name}" for m in pkgutil.iter_modules(jaxprune.__path__) if m.name != "__main__"
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_nothing_in_jaxprune_imports_torch(name):
+    src = importlib.import_module(name).__loader__.get_source(name)
+    assert "torch_compat" not in src and "import torch" not in src
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

@@ -1,0 +1,219 @@
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from flax.core import FrozenDict
+
+import jaxprune as jp
+from jaxprune import _tree
+
+
+def params_tree():
+    k = jax.random.key(0)
+    ks = jax.random.split(k, 4)
+    return {
+        "Conv_0": {"kernel": jax.random.normal(ks[0], (3, 3, 2, 16)), "bias": jnp.zeros(16)},
+        "Dense_0": {"kernel": jax.random.normal(ks[1], (64, 32)), "bias": jnp.ones(32)},
+        "Embed_0": {"embedding": jax.random.normal(ks[2], (50, 8))},
+        "scale": jnp.ones(()),
+    }
+
+
+def test_default_where_selects_floating_leaves_with_two_dims(key):
+    p = params_tree()
+    m = jp.prune(p, "random_structured", key=key, amount=0.25)
+    assert m["Conv_0"]["kernel"].shape == (1, 1, 1, 16)
+    assert m["Dense_0"]["kernel"].shape == (1, 32)
+    assert m["Embed_0"]["embedding"].shape == (1, 8)
+    for leaf in (m["Conv_0"]["bias"], m["Dense_0"]["bias"], m["scale"]):
+        assert leaf.shape == () and bool(leaf)
+    assert int((~m["Dense_0"]["kernel"]).sum()) == 8
+
+
+def test_leaf_masks_equal_core_with_folded_key(key):
+    p = params_tree()
+    m = jp.prune(p, "random_unstructured", key=key, amount=0.3)
+    from jaxprune import _keys
+
+    k = _keys.leaf_key(key, "Dense_0/kernel")
+    np.testing.assert_array_equal(
+        m["Dense_0"]["kernel"], jp.random_unstructured(k, p["Dense_0"]["kernel"], 0.3)
+    )
+
+
+def test_adding_a_layer_does_not_change_other_masks(key):
+    p = params_tree()
+    bigger = dict(p, Dense_1={"kernel": jnp.ones((32, 4))})
+    a = jp.prune(p, "random_structured", key=key, amount=0.5)
+    b = jp.prune(bigger, "random_structured", key=key, amount=0.5)
+    for name in ("Conv_0", "Dense_0"):
+        np.testing.assert_array_equal(a[name]["kernel"], b[name]["kernel"])
+
+
+def test_l1_and_ln_per_leaf_equal_the_core():
+    p = params_tree()
+    m = jp.prune(p, jp.ln_structured, amount=0.5, n=1, dim=-1)
+    np.testing.assert_array_equal(
+        m["Conv_0"]["kernel"], jp.ln_structured(p["Conv_0"]["kernel"], 0.5, 1, -1)
+    )
+    m = jp.prune(p, "l1_unstructured", amount=0.5, where="kernel")
+    np.testing.assert_array_equal(
+        m["Dense_0"]["kernel"], jp.l1_unstructured(p["Dense_0"]["kernel"], 0.5)
+    )
+    assert m["Embed_0"]["embedding"].shape == ()
+
+
+def test_where_regex_and_predicate(key):
+    p = params_tree()
+    m = jp.prune(p, "l1_unstructured", amount=0.5, where=r"^Dense_0/")
+    assert m["Dense_0"]["bias"].shape == (32,)  # biases too when the regex says so
+    assert m["Conv_0"]["kernel"].shape == ()
+    m = jp.prune(
+        p, "l1_unstructured", amount=0.5, where=lambda path, x: x.ndim == 2 and x.shape[-1] == 8
+    )
+    assert m["Embed_0"]["embedding"].shape == (50, 8)
+    assert m["Dense_0"]["kernel"].shape == ()
+
+
+def test_where_selecting_nothing_says_so():
+    with pytest.raises(ValueError, match=r"where='nothing' selected no leaf of params"):
+        jp.prune(params_tree(), "l1_unstructured", amount=0.5, where="nothing")
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        jp.prune(params_tree(), "l1_unstructured", amount=0.5, where="(")
+    with pytest.raises(TypeError, match="where must be"):
+        jp.prune(params_tree(), "l1_unstructured", amount=0.5, where=3)
+
+
+def test_errors_name_the_leaf_path(key):
+    p = params_tree()
+    with pytest.raises(ValueError, match=re.escape("Dense_0/bias: Structured pruning can only")):
+        jp.prune(p, "random_structured", key=key, amount=0.5, where="Dense_0")
+    with pytest.raises(ValueError, match=re.escape("Dense_0/kernel: amount=40 should be smaller")):
+        jp.prune(p, "random_structured", key=key, amount=40, where="Dense_0/kernel")
+    with pytest.raises(IndexError, match=re.escape("Conv_0/kernel: Invalid index dim=4")):
+        jp.prune(p, "ln_structured", amount=0.5, n=2, dim=4)
+    with pytest.raises(TypeError, match="Invalid type for amount"):
+        jp.prune(p, "l1_unstructured", amount="half")
+    with pytest.raises(TypeError, match="needs key="):
+        jp.prune(p, "random_structured", amount=0.5)
+    with pytest.raises(TypeError, match="takes no key"):
+        jp.prune(p, "l1_unstructured", key=key, amount=0.5)
+    with pytest.raises(TypeError, match="needs the keyword argument 'n'"):
+        jp.prune(p, "ln_structured", amount=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'dim'"):
+        jp.prune(p, "l1_unstructured", amount=0.5, dim=0)
+    with pytest.raises(ValueError, match="is not a pruning method"):
+        jp.prune(p, "magnitude", amount=0.5)
+
+
+def test_failed_call_computes_nothing_and_mutates_nothing(key):
+    p = params_tree()
+    before = jax.tree.map(np.asarray, p)
+    n_compiled = _tree._program._cache_size()
+    with pytest.raises(ValueError):
+        # The first leaf is fine, the second is not: nothing may be computed.
+        jp.prune(p, "random_structured", key=key, amount=17, where="kernel")
+    assert _tree._program._cache_size() == n_compiled
+    jax.tree.map(np.testing.assert_array_equal, p, before)
+
+
+def test_whole_tree_is_one_program_and_amounts_do_not_recompile(key):
+    p = params_tree()
+    jp.prune(p, "random_structured", key=key, amount=0.1)
+    size = _tree._program._cache_size()
+    for a in (0.2, 0.5, 0.75, 3):
+        jp.prune(p, "random_structured", key=key, amount=a)
+    assert _tree._program._cache_size() == size
+
+
+def test_prior_masks_iterative_semantics(key):
+    p = params_tree()
+    m1 = jp.prune(p, "random_structured", key=key, amount=0.5)
+    m2 = jp.prune(p, "random_structured", key=jax.random.key(1), amount=0.5, masks=m1)
+    assert int((~m2["Dense_0"]["kernel"]).sum()) == 16 + 8
+    assert not (m2["Dense_0"]["kernel"] & ~m1["Dense_0"]["kernel"]).any()
+    m3 = jp.prune(p, "l1_unstructured", amount=0.5, masks=m2, where="Dense_0/kernel")
+    assert m3["Dense_0"]["kernel"].shape == (64, 32)
+    assert int((~m3["Dense_0"]["kernel"]).sum()) == 64 * 24 + 64 * 4
+    # Unselected leaves keep their prior mask.
+    np.testing.assert_array_equal(m3["Conv_0"]["kernel"], m2["Conv_0"]["kernel"])
+
+
+def test_importance_scores_and_custom_masks_by_path():
+    p = params_tree()
+    scores = {"Dense_0": {"kernel": -jnp.abs(p["Dense_0"]["kernel"]) + 10.0}}
+    m = jp.prune(p, "l1_unstructured", amount=0.5, importance_scores=scores)
+    np.testing.assert_array_equal(
+        m["Dense_0"]["kernel"], jp.l1_unstructured(scores["Dense_0"]["kernel"], 0.5)
+    )
+    custom = {"Dense_0": {"bias": jnp.arange(32) % 2 == 0}}
+    m = jp.prune(p, "custom_from_mask", mask=custom)
+    assert m["Dense_0"]["bias"].tolist() == [i % 2 == 0 for i in range(32)]
+    assert m["Dense_0"]["kernel"].shape == ()
+    with pytest.raises(ValueError, match="importance_scores has a leaf at 'nope'"):
+        jp.prune(p, "l1_unstructured", amount=0.5, importance_scores={"nope": jnp.ones(2)})
+
+
+def test_frozendict_tuples_and_nnx_state(key):
+    p = params_tree()
+    fm = jp.prune(FrozenDict(p), "random_structured", key=key, amount=0.5)
+    assert isinstance(fm, FrozenDict)
+    dm = jp.prune(p, "random_structured", key=key, amount=0.5)
+    np.testing.assert_array_equal(fm["Dense_0"]["kernel"], dm["Dense_0"]["kernel"])
+    tup = (jnp.ones((4, 4)), [jnp.ones((2, 6))])
+    tm = jp.prune(tup, "random_structured", key=key, amount=0.5)
+    assert tm[0].shape == (1, 4) and tm[1][0].shape == (1, 6)
+
+    model = nnx.Sequential(nnx.Linear(4, 6, rngs=nnx.Rngs(0)), nnx.Linear(6, 2, rngs=nnx.Rngs(1)))
+    state = nnx.state(model, nnx.Param)
+    masks = jp.prune(state, "random_structured", key=key, amount=0.5, where="kernel")
+    kernel = masks["layers"][0]["kernel"]
+    kernel = kernel[...] if isinstance(kernel, nnx.Variable) else kernel
+    from jaxprune import _keys
+
+    expected = jp.random_structured(_keys.leaf_key(key, "layers/0/kernel"), jnp.ones((4, 6)), 0.5)
+    np.testing.assert_array_equal(kernel, expected)
+
+
+def test_under_jit_with_traced_params_and_amount(key):
+    p = params_tree()
+    traces = []
+
+    @jax.jit
+    def f(params, amount):
+        traces.append(1)
+        return jp.prune(params, "random_structured", key=key, amount=amount)
+
+    for a, pruned in [(0.25, 8), (0.5, 16)]:
+        m = f(p, jnp.float32(a))
+        assert int((~m["Dense_0"]["kernel"]).sum()) == pruned
+    assert len(traces) == 1
+    eager = jp.prune(p, "random_structured", key=key, amount=0.5)
+    np.testing.assert_array_equal(m["Conv_0"]["kernel"], eager["Conv_0"]["kernel"])
+
+
+def test_vmap_over_keys():
+    p = {"w": jnp.ones((8, 16))}
+    keys = jax.random.split(jax.random.key(0), 64)
+    masks = jax.vmap(lambda k: jp.prune(p, "random_structured", key=k, amount=0.25)["w"])(keys)
+    assert masks.shape == (64, 1, 16)
+    assert (np.asarray((~masks).sum(axis=(1, 2))) == 4).all()
+
+
+def test_apply_masks_and_sparsity():
+    p = params_tree()
+    m = jp.prune(p, "l1_unstructured", amount=0.5, where="kernel")
+    out = jp.apply_masks(p, m)
+    assert out["Dense_0"]["bias"] is p["Dense_0"]["bias"]  # scalar-True mask: untouched
+    np.testing.assert_array_equal(
+        out["Dense_0"]["kernel"], jnp.where(m["Dense_0"]["kernel"], p["Dense_0"]["kernel"], 0)
+    )
+    total = sum(x.size for x in jax.tree.leaves(p))
+    zeros = 16 + 0 + (288 // 2) + (2048 // 2)  # conv bias zeros + half of each kernel
+    assert jp.sparsity(p, m) == pytest.approx(zeros / total)
+    assert jp.sparsity(out) == jp.sparsity(p, m)
+    with pytest.raises(ValueError, match="masks has no leaf"):
+        jp.apply_masks(p, {"Dense_0": {"kernel": m["Dense_0"]["kernel"]}})
