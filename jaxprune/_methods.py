@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _amount, _checks, _select
 from ._typing import Amount, Array
@@ -186,7 +187,7 @@ def run(
         (n_alive,) = count_alive_now([spec], [prior])
     k = count_to_prune(spec, amount, prior, n_alive)
     if k is not None:
-        return compute_jit(spec, None, key, scores, prior, jnp.uint32(k))
+        return compute_jit(spec, None, key, scores, prior, np.uint32(k))
     if isinstance(amount, jax.Array):
         return compute_jit(spec, "traced", key, scores, prior, amount)
     return compute_jit(spec, amount, key, scores, prior, None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _amount, _basic, _checks, _keys, _methods, _paths, _structured, _unstructured
 from ._typing import Array, PRNGKey, PyTree, Where
@@ -208,7 +209,7 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
         specs.append(spec)
         if k is not None:
             statics.append(None)
-            counts.append(jnp.uint32(k))
+            counts.append(np.uint32(k))
         elif isinstance(amount, jax.Array):
             statics.append("traced")
             counts.append(amount)
