@@ -1,0 +1,198 @@
+"""torch's mask rules, computed in JAX.
+
+:func:`compute` reproduces ``compute_mask`` of each torch method, and the slicing and
+combination of ``PruningContainer``, on JAX arrays: the units a method may choose are the
+alive entries (unstructured) or alive channels (structured) of the prior mask, counted and
+validated as torch counts and validates them. Random numbers come from torch's default
+generator through the same calls, with the same sizes and in the same order as torch makes
+them, so masks are bit-identical to torch's under the same ``torch.manual_seed``; with a JAX
+key they come from ``jaxprune`` instead.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxprune as jp
+from jaxprune import _select
+
+from ._norms import channel_norms
+
+UNSTRUCTURED = ("identity", "random_unstructured", "l1_unstructured")
+STRUCTURED = ("random_structured", "ln_structured")
+
+
+class Rule(NamedTuple):
+    """What one pruning method asks for, read off a torch or torch_compat method object."""
+
+    kind: str
+    amount: Any = None
+    dim: int = -1
+    n: Any = None
+    key: Any = None  # a jax key, or None for torch's generator
+    mask: Any = None  # CustomFromMask's mask, as a JAX array
+
+
+class Draws(NamedTuple):
+    """torch's random draws: ``like(n)`` is ``rand_like`` of an n-vector of the tensor's
+    dtype; ``default(n)`` is ``torch.rand(n)``."""
+
+    like: Callable[[int], jax.Array]
+    default: Callable[[int], jax.Array]
+
+
+def _count(amount: Any, units: int) -> int:
+    # torch's _compute_nparams_toprune and _validate_pruning_amount, messages included.
+    k = amount if isinstance(amount, numbers.Integral) else round(amount * units)
+    if isinstance(amount, numbers.Integral) and amount > units:
+        raise ValueError(
+            f"amount={amount} should be smaller than the number of parameters to "
+            f"prune={units}"
+        )
+    return int(k)
+
+
+def _torch_size(shape: tuple[int, ...]) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def _check_structured(t: jax.Array, dim: int) -> int:
+    if t.ndim <= 1:
+        raise ValueError(
+            "Structured pruning can only be applied to multidimensional tensors. Found "
+            f"tensor of shape {_torch_size(t.shape)} with {t.ndim} dims"
+        )
+    if dim >= t.ndim:
+        raise IndexError(f"Invalid index {dim} for tensor of size {_torch_size(t.shape)}")
+    if dim < -t.ndim:
+        raise IndexError("tuple index out of range")
+    return dim % t.ndim
+
+
+def _largest_first(values: jax.Array) -> jax.Array:
+    """Keys that order ``values`` (non-negative) from largest to smallest."""
+    return ~_select.order_key(values)
+
+
+def _unstructured(rule: Rule, t: jax.Array, alive: jax.Array, draws: Draws) -> jax.Array | None:
+    n_alive = int(alive.sum())
+    k = _count(rule.amount, n_alive)
+    if k == 0 or rule.kind == "identity":
+        return None
+    if rule.kind == "l1_unstructured":
+        keys = _select.order_key(t)
+    elif rule.key is not None:
+        kept = jp.random_unstructured(rule.key, t, k, default_mask=alive)
+        return alive & ~kept
+    else:
+        prob = draws.like(n_alive).reshape(-1)
+        flat_alive = alive.reshape(-1)
+        if n_alive == t.size:
+            full = prob.reshape(t.shape)
+        else:
+            idx = jnp.flatnonzero(flat_alive, size=n_alive)
+            full = jnp.zeros(t.size, prob.dtype).at[idx].set(prob).reshape(t.shape)
+        keys = _largest_first(full)
+    (pruned,) = _select.lowest_k([keys], [alive], jnp.uint32(k))
+    return pruned
+
+
+def _structured(rule: Rule, t: jax.Array, alive_c: jax.Array, draws: Draws) -> jax.Array | None:
+    d = _check_structured(t, rule.dim)
+    n_alive = int(alive_c.sum())
+    k = _count(rule.amount, n_alive)
+    if k == 0:
+        return None
+    units = t.shape[d]
+    if rule.kind == "ln_structured":
+        norms = channel_norms(t, rule.n, d)
+        (pruned,) = _select.lowest_k([_select.order_key(norms)], [alive_c], jnp.uint32(k))
+        return pruned
+    if rule.key is not None:
+        shape = [1] * t.ndim
+        shape[d] = units
+        kept = jp.random_structured(rule.key, t, k, d, default_mask=alive_c.reshape(shape))
+        return alive_c & ~kept.reshape(-1)
+    prob = draws.default(n_alive)
+    threshold = jnp.sort(prob)[k - 1]  # torch.kthvalue(prob, k)
+    pruned_alive = ~(prob > threshold)
+    idx = jnp.flatnonzero(alive_c, size=n_alive)
+    return jnp.zeros(units, bool).at[idx].set(pruned_alive)
+
+
+def compute(rule: Rule, t: jax.Array, prior: jax.Array, draws: Draws, *, container: bool):
+    """The kept-mask (bool, ``t``'s shape) of one method on scores ``t``.
+
+    Args:
+        rule: the method.
+        t: the importance scores, in torch's layout.
+        prior: the mask in force (bool, ``t``'s shape).
+        draws: torch's random number source.
+        container: True for torch's ``PruningContainer`` semantics (the method picks among the
+            units the prior leaves alive, and a 1-D tensor counts as one channel), False for a
+            method's own ``compute_mask`` (it picks among all units and multiplies the prior in).
+    """
+    if rule.kind == "custom_from_mask":
+        return prior & rule.mask
+    if rule.kind in UNSTRUCTURED:
+        alive = prior if container else jnp.ones(t.shape, bool)
+        pruned = _unstructured(rule, t, alive, draws)
+        return prior if pruned is None else prior & ~pruned
+    if container and t.ndim == 1:
+        # torch sums the prior over no axis (all of it) and indexes t with that scalar: the
+        # method then sees t as one (1, N) row, or an empty (0, N) one if nothing is alive.
+        if not bool(prior.any()):
+            empty = t.reshape(1, -1)[:0]
+            compute(rule, empty, prior.reshape(1, -1)[:0], draws, container=False)
+            return prior
+        row = compute(rule, t.reshape(1, -1), prior.reshape(1, -1), draws, container=False)
+        return row.reshape(t.shape)
+    if container:
+        d = _check_container_dim(t, rule.dim)
+        axes = tuple(i for i in range(t.ndim) if i != d)
+        alive_c = prior.any(axis=axes)
+    else:
+        d = _check_structured(t, rule.dim)
+        alive_c = jnp.ones(t.shape[d], bool)
+    pruned_c = _structured(rule, t, alive_c, draws)
+    if pruned_c is None:
+        return prior
+    shape = [1] * t.ndim
+    shape[_check_structured(t, rule.dim)] = t.shape[rule.dim]
+    return prior & ~pruned_c.reshape(shape)
+
+
+def _check_container_dim(t: jax.Array, dim: int) -> int:
+    n_dims = t.ndim
+    d = dim + n_dims if dim < 0 else dim
+    if d < 0:
+        raise IndexError(f"Index is out of bounds for tensor with dimensions {n_dims}")
+    if d >= n_dims:
+        # torch's container would fail the same way inside the method's own check.
+        _check_structured(t, dim)
+    return d
+
+
+def as_bool(a: jax.Array) -> jax.Array:
+    return a if a.dtype == jnp.bool_ else a != 0
+
+
+def key_or_none(key: Any) -> Any:
+    if key is None:
+        return None
+    from jaxprune import _keys
+
+    return _keys.as_key(key)
+
+
+def key_data(key: Any) -> np.ndarray | None:
+    """A key stored as plain uint32 data, so method objects pickle and deep-copy."""
+    if key is None:
+        return None
+    return np.asarray(jax.random.key_data(key_or_none(key)))

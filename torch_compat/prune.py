@@ -1,0 +1,485 @@
+"""Drop-in replacement for ``torch.nn.utils.prune`` with masks computed in JAX.
+
+Every public name of ``torch.nn.utils.prune`` exists here with the same signature and
+defaults; the random methods also accept ``key=`` (a JAX key). The method classes subclass
+torch's own classes (``BasePruningMethod`` is torch's), so torch's ``remove``, ``is_pruned``
+and ``PruningContainer`` work on them and the two can be stacked on one parameter.
+
+Without ``key=`` the random numbers come from torch's default generator through the same
+calls torch makes, so masks equal torch's bit for bit under the same ``torch.manual_seed``.
+With ``key=`` they come from JAX and equal ``jaxprune``'s masks for the same key (with a
+prior mask: ``jaxprune`` with ``default_mask=`` the module's current mask).
+
+Selection (thresholds, top-k, norms, the container's slicing and combination) runs in JAX on
+tensors that cross by DLPack. Module state is exactly torch's: ``<name>_orig`` parameter,
+``<name>_mask`` buffer (torch's dtype and shape), a forward pre-hook. Where torch leaves a
+module changed after a failed call (it drops an existing pruning hook first), a failed call
+here leaves the module exactly as it was.
+
+Example:
+    >>> import torch
+    >>> from torch_compat import prune
+    >>> m = prune.l1_unstructured(torch.nn.Linear(4, 3), "weight", amount=0.5)
+    >>> int((m.weight_mask == 0).sum()), sorted(m.state_dict())
+    (6, ['bias', 'weight_mask', 'weight_orig'])
+"""
+
+from __future__ import annotations
+
+import collections
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import torch
+import torch.nn.utils.prune as _torch_prune
+
+from jaxprune._errors import ShapeMismatchError
+
+from . import _masks
+from ._bridge import to_jax, to_torch
+
+BasePruningMethod = _torch_prune.BasePruningMethod
+
+__all__ = [
+    "BasePruningMethod",
+    "PruningContainer",
+    "Identity",
+    "RandomUnstructured",
+    "L1Unstructured",
+    "RandomStructured",
+    "LnStructured",
+    "CustomFromMask",
+    "identity",
+    "random_unstructured",
+    "l1_unstructured",
+    "random_structured",
+    "ln_structured",
+    "global_unstructured",
+    "custom_from_mask",
+    "remove",
+    "is_pruned",
+]
+
+# torch's built-in classes map to rules this module computes in JAX (ours subclass them).
+_KINDS = {
+    _torch_prune.Identity: "identity",
+    _torch_prune.RandomUnstructured: "random_unstructured",
+    _torch_prune.L1Unstructured: "l1_unstructured",
+    _torch_prune.RandomStructured: "random_structured",
+    _torch_prune.LnStructured: "ln_structured",
+    _torch_prune.CustomFromMask: "custom_from_mask",
+}
+
+
+def _rule(method: Any) -> _masks.Rule | None:
+    """The rule of a built-in method (torch's or ours), None for any other method."""
+    kind = None
+    for cls in type(method).__mro__:
+        if cls in _KINDS:
+            kind = _KINDS[cls]
+            break
+    if kind is None:
+        return None
+    # A user subclass that overrides compute_mask is not a built-in any more.
+    own = type(method).compute_mask
+    if own is not getattr(_CLASSES.get(kind), "compute_mask", None) and own is not getattr(
+        _torch_class(kind), "compute_mask", None
+    ):
+        return None
+    key = getattr(method, "key", None)
+    mask = getattr(method, "mask", None)
+    return _masks.Rule(
+        kind=kind,
+        amount=getattr(method, "amount", None),
+        dim=getattr(method, "dim", -1),
+        n=getattr(method, "n", None),
+        key=None if key is None else jax.random.wrap_key_data(jnp.asarray(key)),
+        mask=None if mask is None else _masks.as_bool(to_jax(mask)),
+    )
+
+
+def _torch_class(kind: str) -> type:
+    return next(c for c, k in _KINDS.items() if k == kind)
+
+
+def _draws(t: torch.Tensor) -> _masks.Draws:
+    return _masks.Draws(
+        like=lambda n: to_jax(torch.rand(n, dtype=t.dtype, device=t.device)),
+        default=lambda n: to_jax(torch.rand(n, device=t.device)),
+    )
+
+
+def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    kept = jnp.broadcast_to(kept, tuple(like.shape))
+    return to_torch(kept, like, dtype).contiguous()
+
+
+def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor, container: bool):
+    rule = _rule(method)
+    prior = _masks.as_bool(to_jax(default_mask))
+    kept = _masks.compute(rule, to_jax(t), prior, _draws(t), container=container)
+    return kept
+
+
+class _JaxMethod:
+    """Shared by the built-in methods: ``compute_mask`` with torch's rules, in JAX."""
+
+    def compute_mask(self, t, default_mask):
+        kept = _compute(self, t, default_mask, container=False)
+        if getattr(self, "PRUNING_TYPE", None) == "structured":
+            # torch builds structured masks with zeros_like(t), or returns the prior as is.
+            if bool(jnp.array_equal(kept, _masks.as_bool(to_jax(default_mask)))) and (
+                _pruned_none(self, t)
+            ):
+                return default_mask
+            return _mask_tensor(kept, t, t.dtype)
+        return _mask_tensor(kept, t, default_mask.dtype)
+
+
+def _pruned_none(method: Any, t: torch.Tensor) -> bool:
+    amount = method.amount
+    units = t.shape[method.dim]
+    k = amount if isinstance(amount, numbers.Integral) else round(amount * units)
+    return k == 0
+
+
+class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
+    """torch's ``PruningContainer`` whose slicing and combination run in JAX.
+
+    Methods that are not built in (user subclasses of ``BasePruningMethod``) are combined by
+    torch's own container code.
+    """
+
+    def compute_mask(self, t, default_mask):
+        method = self._pruning_methods[-1]
+        rule = _rule(method)
+        if rule is None:
+            return _torch_prune.PruningContainer.compute_mask(self, t, default_mask)
+        if rule.kind in _masks.STRUCTURED and not hasattr(method, "dim"):
+            raise AttributeError(
+                'Pruning methods of PRUNING_TYPE "structured" need to have the attribute '
+                "`dim` defined."
+            )
+        kept = _compute(method, t, default_mask, container=True)
+        return _mask_tensor(kept, t, t.dtype)
+
+
+def _check_amount(amount: Any) -> None:
+    _torch_prune._validate_pruning_amount_init(amount)
+
+
+class Identity(_JaxMethod, _torch_prune.Identity):
+    """Prunes nothing; sets up the reparametrization with a mask of ones."""
+
+    @classmethod
+    def apply(cls, module, name):  # type: ignore[override]
+        return _apply(cls, module, name)
+
+
+class RandomUnstructured(_JaxMethod, _torch_prune.RandomUnstructured):
+    """Prunes ``amount`` currently unpruned entries at random (torch's RNG, or ``key``)."""
+
+    def __init__(self, amount, key=None):
+        _check_amount(amount)
+        self.amount = amount
+        self.key = _masks.key_data(key)
+
+    @classmethod
+    def apply(cls, module, name, amount, key=None):  # type: ignore[override]
+        return _apply(cls, module, name, amount=amount, key=key)
+
+
+class L1Unstructured(_JaxMethod, _torch_prune.L1Unstructured):
+    """Prunes the ``amount`` currently unpruned entries of smallest magnitude."""
+
+    def __init__(self, amount):
+        _check_amount(amount)
+        self.amount = amount
+
+    @classmethod
+    def apply(cls, module, name, amount, importance_scores=None):  # type: ignore[override]
+        return _apply(cls, module, name, amount=amount, importance_scores=importance_scores)
+
+
+class RandomStructured(_JaxMethod, _torch_prune.RandomStructured):
+    """Prunes ``amount`` currently unpruned channels along ``dim`` at random."""
+
+    def __init__(self, amount, dim=-1, key=None):
+        _check_amount(amount)
+        self.amount = amount
+        self.dim = dim
+        self.key = _masks.key_data(key)
+
+    @classmethod
+    def apply(cls, module, name, amount, dim=-1, key=None):  # type: ignore[override]
+        return _apply(cls, module, name, amount=amount, dim=dim, key=key)
+
+
+class LnStructured(_JaxMethod, _torch_prune.LnStructured):
+    """Prunes the ``amount`` currently unpruned channels of smallest L``n`` norm."""
+
+    def __init__(self, amount, n, dim=-1):
+        _check_amount(amount)
+        self.amount = amount
+        self.n = n
+        self.dim = dim
+
+    @classmethod
+    def apply(cls, module, name, amount, n, dim, importance_scores=None):  # type: ignore[override]
+        return _apply(
+            cls, module, name, amount=amount, n=n, dim=dim, importance_scores=importance_scores
+        )
+
+
+class CustomFromMask(_JaxMethod, _torch_prune.CustomFromMask):
+    """Applies a given mask on top of the mask in force."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def compute_mask(self, t, default_mask):
+        if default_mask.shape != self.mask.shape:
+            raise ShapeMismatchError(
+                f"default_mask shape {default_mask.shape} must match self.mask shape "
+                f"{self.mask.shape}"
+            )
+        kept = _compute(self, t, default_mask, container=False)
+        return _mask_tensor(kept, default_mask, default_mask.dtype)
+
+    @classmethod
+    def apply(cls, module, name, mask):  # type: ignore[override]
+        return _apply(cls, module, name, mask=mask)
+
+
+_CLASSES = {
+    "identity": Identity,
+    "random_unstructured": RandomUnstructured,
+    "l1_unstructured": L1Unstructured,
+    "random_structured": RandomStructured,
+    "ln_structured": LnStructured,
+    "custom_from_mask": CustomFromMask,
+}
+
+
+class _Snapshot:
+    """A module's pruning-related state, to restore it exactly after a failed call."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+        self.parameters = collections.OrderedDict(module._parameters)
+        self.buffers = collections.OrderedDict(module._buffers)
+        self.non_persistent = set(module._non_persistent_buffers_set)
+        self.hooks = collections.OrderedDict(module._forward_pre_hooks)
+        self.attrs = {k: v for k, v in module.__dict__.items() if isinstance(v, torch.Tensor)}
+        self.containers = {
+            id(h): h._pruning_methods
+            for h in module._forward_pre_hooks.values()
+            if isinstance(h, _torch_prune.PruningContainer)
+        }
+
+    def restore(self) -> None:
+        m = self.module
+        for k in [k for k, v in m.__dict__.items() if isinstance(v, torch.Tensor)]:
+            if k not in self.attrs:
+                del m.__dict__[k]
+        m.__dict__.update(self.attrs)
+        m._parameters.clear()
+        m._parameters.update(self.parameters)
+        m._buffers.clear()
+        m._buffers.update(self.buffers)
+        m._non_persistent_buffers_set.clear()
+        m._non_persistent_buffers_set.update(self.non_persistent)
+        m._forward_pre_hooks.clear()
+        m._forward_pre_hooks.update(self.hooks)
+        for h in self.hooks.values():
+            if id(h) in self.containers:
+                h._pruning_methods = self.containers[id(h)]
+
+
+def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
+    """torch's ``BasePruningMethod.apply``, computed before anything is changed."""
+    method = cls(*args, **kwargs)
+    method._tensor_name = name
+    found = [
+        (k, h)
+        for k, h in module._forward_pre_hooks.items()
+        if isinstance(h, BasePruningMethod) and h._tensor_name == name
+    ]
+    if len(found) > 1:
+        raise AssertionError(
+            f"Avoid adding multiple pruning hooks to the same tensor {name} of module "
+            f"{module}. Use a PruningContainer."
+        )
+    old = found[0][1] if found else None
+    orig = getattr(module, name)
+    if importance_scores is not None:
+        if importance_scores.shape != orig.shape:
+            raise ShapeMismatchError(
+                f"importance_scores should have the same shape as parameter {name} of "
+                f"{module}, got {importance_scores.shape} vs {orig.shape}"
+            )
+    else:
+        importance_scores = orig
+
+    if old is None:
+        combined = method
+        default_mask = torch.ones_like(orig)
+    else:
+        if isinstance(old, PruningContainer):
+            combined = PruningContainer()
+            combined._tensor_name = name
+            combined._pruning_methods = old._pruning_methods + (method,)
+        elif isinstance(old, _torch_prune.PruningContainer):
+            combined = PruningContainer(*old._pruning_methods, method)
+            combined._tensor_name = name
+        else:
+            combined = PruningContainer(old)
+            combined.add_pruning_method(method)
+        default_mask = (
+            getattr(module, name + "_mask").detach().clone(memory_format=torch.contiguous_format)
+        )
+    mask = combined.compute_mask(importance_scores, default_mask=default_mask)
+
+    snapshot = _Snapshot(module)
+    try:
+        for k, _ in found:
+            del module._forward_pre_hooks[k]
+        if old is None:
+            module.register_parameter(name + "_orig", orig)
+            del module._parameters[name]
+        elif isinstance(old, PruningContainer):
+            old._pruning_methods = combined._pruning_methods
+            combined = old
+        module.register_buffer(name + "_mask", mask)
+        setattr(module, name, combined.apply_mask(module))
+        module.register_forward_pre_hook(combined)
+    except BaseException:
+        snapshot.restore()
+        raise
+    return combined
+
+
+def identity(module, name):
+    """Set up pruning of ``module.<name>`` with a mask of ones; returns ``module``."""
+    Identity.apply(module, name)
+    return module
+
+
+def random_unstructured(module, name, amount, key=None):
+    """Prune ``amount`` random unpruned entries of ``module.<name>``; returns ``module``.
+
+    Without ``key``, draws from torch's default generator exactly as torch does; with a JAX
+    ``key``, the mask equals ``jaxprune.random_unstructured`` on the same key.
+    """
+    RandomUnstructured.apply(module, name, amount, key=key)
+    return module
+
+
+def l1_unstructured(module, name, amount, importance_scores=None):
+    """Prune the ``amount`` unpruned entries of ``module.<name>`` of smallest magnitude."""
+    L1Unstructured.apply(module, name, amount=amount, importance_scores=importance_scores)
+    return module
+
+
+def random_structured(module, name, amount, dim, key=None):
+    """Prune ``amount`` random unpruned channels of ``module.<name>`` along ``dim``.
+
+    With a JAX ``key``, the mask equals ``jaxprune.random_structured`` on the same key, so
+    a torch ``Linear`` pruned on ``dim=0`` and its Flax ``Dense`` twin pruned on ``dim=-1``
+    lose the same output channels.
+    """
+    RandomStructured.apply(module, name, amount, dim, key=key)
+    return module
+
+
+def ln_structured(module, name, amount, n, dim, importance_scores=None):
+    """Prune the ``amount`` unpruned channels of ``module.<name>`` of smallest L``n`` norm."""
+    LnStructured.apply(module, name, amount, n, dim, importance_scores=importance_scores)
+    return module
+
+
+def custom_from_mask(module, name, mask):
+    """Prune ``module.<name>`` with a precomputed ``mask`` on top of the mask in force."""
+    CustomFromMask.apply(module, name, mask)
+    return module
+
+
+def global_unstructured(parameters, pruning_method, importance_scores=None, **kwargs) -> None:
+    """Prune many parameters together with one unstructured selection (torch's semantics).
+
+    ``parameters`` may be any iterable of ``(module, name)`` pairs, a generator included
+    (torch reads it twice and silently applies nothing from a generator). Every input is
+    checked before any module changes; a failure leaves every module as it was.
+    """
+    if not isinstance(parameters, Iterable):
+        raise TypeError("global_unstructured(): parameters is not an Iterable")
+    parameters = list(parameters)
+    importance_scores = importance_scores if importance_scores is not None else {}
+    if not isinstance(importance_scores, dict):
+        raise TypeError("global_unstructured(): importance_scores must be of type dict")
+    method = pruning_method(**kwargs)
+    method._tensor_name = "temp"
+    if method.PRUNING_TYPE != "unstructured":
+        raise TypeError(
+            'Only "unstructured" PRUNING_TYPE supported for the `pruning_method`. Found '
+            f"method {pruning_method} of type {method.PRUNING_TYPE}"
+        )
+    params = [getattr(module, name) for module, name in parameters]
+    scores = [importance_scores.get((m, n), p) for (m, n), p in zip(parameters, params)]
+    for (m, n), s, p in zip(parameters, scores, params):
+        if s.shape != p.shape:
+            raise ShapeMismatchError(
+                f"importance_scores of parameter {n} of {m} should have shape {p.shape}, "
+                f"got {s.shape}"
+            )
+    vector = torch.nn.utils.parameters_to_vector(scores)
+    priors = [getattr(m, n + "_mask", None) for m, n in parameters]
+    prior = torch.nn.utils.parameters_to_vector(
+        [torch.ones_like(p) if pm is None else pm for p, pm in zip(params, priors)]
+    )
+    container = PruningContainer()
+    container._tensor_name = "temp"
+    container.add_pruning_method(method)
+    final = container.compute_mask(vector, prior)
+
+    snapshots = [_Snapshot(m) for m, _ in parameters]
+    try:
+        pointer = 0
+        for (module, name), param in zip(parameters, params):
+            num = param.numel()
+            custom_from_mask(module, name, mask=final[pointer : pointer + num].view_as(param))
+            pointer += num
+    except BaseException:
+        for s in reversed(snapshots):
+            s.restore()
+        raise
+
+
+def remove(module, name):
+    """Make the pruning of ``module.<name>`` permanent and drop its reparametrization.
+
+    The parameter object is kept (its data becomes the pruned values).
+
+    Raises:
+        ValueError: ``module.<name>`` is not pruned.
+    """
+    for k, hook in module._forward_pre_hooks.items():
+        if isinstance(hook, BasePruningMethod) and hook._tensor_name == name:
+            hook.remove(module)
+            del module._forward_pre_hooks[k]
+            return module
+    raise ValueError(
+        f"Parameter '{name}' of module {module} has to be pruned before pruning can be removed"
+    )
+
+
+def is_pruned(module) -> bool:
+    """Whether ``module`` or any submodule carries a pruning hook."""
+    for _, submodule in module.named_modules():
+        for hook in submodule._forward_pre_hooks.values():
+            if isinstance(hook, BasePruningMethod):
+                return True
+    return False
