@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests parity_tests
 
 demo: $(STAMP)
 	$(BIN)/python -m jaxprune demo

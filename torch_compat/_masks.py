@@ -52,8 +52,7 @@ def _count(amount: Any, units: int) -> int:
     k = amount if isinstance(amount, numbers.Integral) else round(amount * units)
     if isinstance(amount, numbers.Integral) and amount > units:
         raise ValueError(
-            f"amount={amount} should be smaller than the number of parameters to "
-            f"prune={units}"
+            f"amount={amount} should be smaller than the number of parameters to prune={units}"
         )
     return int(k)
 
@@ -126,8 +125,12 @@ def _structured(rule: Rule, t: jax.Array, alive_c: jax.Array, draws: Draws) -> j
     return jnp.zeros(units, bool).at[idx].set(pruned_alive)
 
 
-def compute(rule: Rule, t: jax.Array, prior: jax.Array, draws: Draws, *, container: bool):
-    """The kept-mask (bool, ``t``'s shape) of one method on scores ``t``.
+def compute(
+    rule: Rule, t: jax.Array, prior: jax.Array, draws: Draws, *, container: bool
+) -> jax.Array | None:
+    """The kept-mask (bool, broadcastable to ``t``) of one method on scores ``t``, or None when
+    the method prunes nothing and the prior stands as it is (torch then returns the prior
+    tensor itself).
 
     Args:
         rule: the method.
@@ -143,16 +146,16 @@ def compute(rule: Rule, t: jax.Array, prior: jax.Array, draws: Draws, *, contain
     if rule.kind in UNSTRUCTURED:
         alive = prior if container else jnp.ones(t.shape, bool)
         pruned = _unstructured(rule, t, alive, draws)
-        return prior if pruned is None else prior & ~pruned
+        return None if pruned is None else prior & ~pruned
     if container and t.ndim == 1:
         # torch sums the prior over no axis (all of it) and indexes t with that scalar: the
         # method then sees t as one (1, N) row, or an empty (0, N) one if nothing is alive.
         if not bool(prior.any()):
             empty = t.reshape(1, -1)[:0]
             compute(rule, empty, prior.reshape(1, -1)[:0], draws, container=False)
-            return prior
+            return None
         row = compute(rule, t.reshape(1, -1), prior.reshape(1, -1), draws, container=False)
-        return row.reshape(t.shape)
+        return None if row is None else row.reshape(t.shape)
     if container:
         d = _check_container_dim(t, rule.dim)
         axes = tuple(i for i in range(t.ndim) if i != d)
@@ -162,9 +165,9 @@ def compute(rule: Rule, t: jax.Array, prior: jax.Array, draws: Draws, *, contain
         alive_c = jnp.ones(t.shape[d], bool)
     pruned_c = _structured(rule, t, alive_c, draws)
     if pruned_c is None:
-        return prior
+        return None
     shape = [1] * t.ndim
-    shape[_check_structured(t, rule.dim)] = t.shape[rule.dim]
+    shape[d] = t.shape[d]
     return prior & ~pruned_c.reshape(shape)
 
 

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -120,8 +119,7 @@ def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> tor
 def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor, container: bool):
     rule = _rule(method)
     prior = _masks.as_bool(to_jax(default_mask))
-    kept = _masks.compute(rule, to_jax(t), prior, _draws(t), container=container)
-    return kept
+    return _masks.compute(rule, to_jax(t), prior, _draws(t), container=container)
 
 
 class _JaxMethod:
@@ -130,20 +128,11 @@ class _JaxMethod:
     def compute_mask(self, t, default_mask):
         kept = _compute(self, t, default_mask, container=False)
         if getattr(self, "PRUNING_TYPE", None) == "structured":
-            # torch builds structured masks with zeros_like(t), or returns the prior as is.
-            if bool(jnp.array_equal(kept, _masks.as_bool(to_jax(default_mask)))) and (
-                _pruned_none(self, t)
-            ):
-                return default_mask
-            return _mask_tensor(kept, t, t.dtype)
+            # torch returns the prior itself when nothing goes, else a mask like t.
+            return default_mask if kept is None else _mask_tensor(kept, t, t.dtype)
+        if kept is None:
+            return default_mask.clone(memory_format=torch.contiguous_format)
         return _mask_tensor(kept, t, default_mask.dtype)
-
-
-def _pruned_none(method: Any, t: torch.Tensor) -> bool:
-    amount = method.amount
-    units = t.shape[method.dim]
-    k = amount if isinstance(amount, numbers.Integral) else round(amount * units)
-    return k == 0
 
 
 class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
@@ -164,6 +153,8 @@ class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
                 "`dim` defined."
             )
         kept = _compute(method, t, default_mask, container=True)
+        if kept is None:
+            return default_mask.to(dtype=t.dtype)
         return _mask_tensor(kept, t, t.dtype)
 
 
