@@ -80,9 +80,11 @@ def _largest_first(values: jax.Array) -> jax.Array:
 
 
 def _unstructured(rule: Rule, t: jax.Array, alive: jax.Array, draws: Draws) -> jax.Array | None:
+    if rule.kind == "identity":
+        return None
     n_alive = int(alive.sum())
     k = _count(rule.amount, n_alive)
-    if k == 0 or rule.kind == "identity":
+    if k == 0:
         return None
     if rule.kind == "l1_unstructured":
         keys = _select.order_key(t)

@@ -402,8 +402,8 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
     """Prune many parameters together with one unstructured selection (torch's semantics).
 
     ``parameters`` may be any iterable of ``(module, name)`` pairs, a generator included
-    (torch reads it twice and silently applies nothing from a generator). Every input is
-    checked before any module changes; a failure leaves every module as it was.
+    (torch reads it twice, so a generator fails there). Every input is checked before any
+    module changes; a failure leaves every module as it was.
     """
     if not isinstance(parameters, Iterable):
         raise TypeError("global_unstructured(): parameters is not an Iterable")

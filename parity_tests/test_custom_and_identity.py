@@ -1,0 +1,44 @@
+import pytest
+import torch
+import torch.nn.utils.prune as tp
+from conftest import assert_same_forward, assert_same_state, twins
+
+from torch_compat import prune as cp
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "embedding"])
+def test_identity(kind):
+    a, b = twins(kind)
+    tp.identity(a, "weight")
+    cp.identity(b, "weight")
+    assert_same_state(a, b)
+    assert_same_forward(a, b, kind)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+def test_custom_from_mask_then_other_methods(kind):
+    a, b = twins(kind)
+    torch.manual_seed(0)
+    mask = (torch.rand_like(a.weight) > 0.3).to(torch.float32)
+    tp.custom_from_mask(a, "weight", mask=mask)
+    cp.custom_from_mask(b, "weight", mask=mask)
+    assert_same_state(a, b)
+    tp.custom_from_mask(a, "bias", mask=torch.arange(a.bias.numel()) % 2)
+    cp.custom_from_mask(b, "bias", mask=torch.arange(b.bias.numel()) % 2)
+    assert_same_state(a, b)
+    tp.l1_unstructured(a, "weight", amount=0.5)
+    cp.l1_unstructured(b, "weight", amount=0.5)
+    mask2 = torch.ones_like(a.weight)
+    mask2.view(-1)[::3] = 0
+    tp.custom_from_mask(a, "weight", mask=mask2)
+    cp.custom_from_mask(b, "weight", mask=mask2)
+    assert_same_state(a, b)
+    assert_same_forward(a, b, kind)
+
+
+def test_custom_mask_of_the_wrong_shape_raises_assertion_error():
+    a, b = twins("linear")
+    with pytest.raises(AssertionError):
+        tp.custom_from_mask(a, "weight", mask=torch.ones(3))
+    with pytest.raises(AssertionError, match="must match self.mask shape"):
+        cp.custom_from_mask(b, "weight", mask=torch.ones(3))
