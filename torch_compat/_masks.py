@@ -21,6 +21,7 @@ import numpy as np
 
 import jaxprune as jp
 from jaxprune import _select
+from jaxprune._errors import ShapeMismatchError
 
 from ._norms import channel_norms
 
@@ -144,6 +145,11 @@ def compute(
             method's own ``compute_mask`` (it picks among all units and multiplies the prior in).
     """
     if rule.kind == "custom_from_mask":
+        if tuple(rule.mask.shape) != tuple(prior.shape):
+            raise ShapeMismatchError(
+                f"default_mask shape {_torch_size(prior.shape)} must match self.mask shape "
+                f"{_torch_size(rule.mask.shape)}"
+            )
         return prior & rule.mask
     if rule.kind in UNSTRUCTURED:
         alive = prior if container else jnp.ones(t.shape, bool)

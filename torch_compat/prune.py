@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -232,11 +233,6 @@ class CustomFromMask(_JaxMethod, _torch_prune.CustomFromMask):
         self.mask = mask
 
     def compute_mask(self, t, default_mask):
-        if default_mask.shape != self.mask.shape:
-            raise ShapeMismatchError(
-                f"default_mask shape {default_mask.shape} must match self.mask shape "
-                f"{self.mask.shape}"
-            )
         kept = _compute(self, t, default_mask, container=False)
         return _mask_tensor(kept, default_mask, default_mask.dtype)
 
@@ -260,11 +256,11 @@ class _Snapshot:
 
     def __init__(self, module: torch.nn.Module):
         self.module = module
+        self.attrs = dict(module.__dict__)
         self.parameters = collections.OrderedDict(module._parameters)
         self.buffers = collections.OrderedDict(module._buffers)
         self.non_persistent = set(module._non_persistent_buffers_set)
         self.hooks = collections.OrderedDict(module._forward_pre_hooks)
-        self.attrs = {k: v for k, v in module.__dict__.items() if isinstance(v, torch.Tensor)}
         self.containers = {
             id(h): h._pruning_methods
             for h in module._forward_pre_hooks.values()
@@ -273,21 +269,56 @@ class _Snapshot:
 
     def restore(self) -> None:
         m = self.module
-        for k in [k for k, v in m.__dict__.items() if isinstance(v, torch.Tensor)]:
-            if k not in self.attrs:
-                del m.__dict__[k]
+        m.__dict__.clear()
         m.__dict__.update(self.attrs)
-        m._parameters.clear()
-        m._parameters.update(self.parameters)
-        m._buffers.clear()
-        m._buffers.update(self.buffers)
+        for live, saved in (
+            (m._parameters, self.parameters),
+            (m._buffers, self.buffers),
+            (m._forward_pre_hooks, self.hooks),
+        ):
+            live.clear()
+            live.update(saved)
         m._non_persistent_buffers_set.clear()
         m._non_persistent_buffers_set.update(self.non_persistent)
-        m._forward_pre_hooks.clear()
-        m._forward_pre_hooks.update(self.hooks)
         for h in self.hooks.values():
             if id(h) in self.containers:
                 h._pruning_methods = self.containers[id(h)]
+
+
+def _pruned_names(module: torch.nn.Module) -> list[str]:
+    return [
+        h._tensor_name
+        for h in module._forward_pre_hooks.values()
+        if isinstance(h, BasePruningMethod)
+    ]
+
+
+class _DeepCopy:
+    """``copy.deepcopy`` support for a pruned module.
+
+    torch cannot deep-copy a module it pruned: the pruned attribute (``module.weight``) is a
+    non-leaf tensor, and ``Tensor.__deepcopy__`` refuses those. torch_compat stores one of
+    these objects as the module's ``__deepcopy__`` attribute: it copies the module without
+    the pruned attributes and recomputes them in the copy with its pruning hooks.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+
+    def __call__(self, memo: dict) -> torch.nn.Module:
+        module = self.module
+        own = module.__dict__.pop("__deepcopy__")
+        saved = {n: module.__dict__.pop(n) for n in _pruned_names(module) if n in module.__dict__}
+        try:
+            new = copy.deepcopy(module, memo)
+        finally:
+            module.__dict__.update(saved)
+            module.__dict__["__deepcopy__"] = own
+        for hook in new._forward_pre_hooks.values():
+            if isinstance(hook, BasePruningMethod):
+                hook(new, None)
+        new.__dict__["__deepcopy__"] = _DeepCopy(new)
+        return new
 
 
 def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
@@ -319,13 +350,11 @@ def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
         combined = method
         default_mask = torch.ones_like(orig)
     else:
-        if isinstance(old, PruningContainer):
+        if isinstance(old, _torch_prune.PruningContainer):
+            # torch's container becomes ours (a subclass), with the same methods.
             combined = PruningContainer()
             combined._tensor_name = name
             combined._pruning_methods = old._pruning_methods + (method,)
-        elif isinstance(old, _torch_prune.PruningContainer):
-            combined = PruningContainer(*old._pruning_methods, method)
-            combined._tensor_name = name
         else:
             combined = PruningContainer(old)
             combined.add_pruning_method(method)
@@ -347,6 +376,7 @@ def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
         module.register_buffer(name + "_mask", mask)
         setattr(module, name, combined.apply_mask(module))
         module.register_forward_pre_hook(combined)
+        module.__dict__["__deepcopy__"] = _DeepCopy(module)
     except BaseException:
         snapshot.restore()
         raise
@@ -461,6 +491,8 @@ def remove(module, name):
         if isinstance(hook, BasePruningMethod) and hook._tensor_name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
+            if not _pruned_names(module):
+                module.__dict__.pop("__deepcopy__", None)
             return module
     raise ValueError(
         f"Parameter '{name}' of module {module} has to be pruned before pruning can be removed"
