@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.utils.prune as tp
-from conftest import assert_same_state, hook_summary, twins
+from parity_helpers import assert_same_state, hook_summary, twins
 
 from torch_compat import prune as cp
 

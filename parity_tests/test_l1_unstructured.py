@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.utils.prune as tp
-from conftest import MODULES, assert_same_forward, assert_same_state, run_both, twins
+from parity_helpers import MODULES, assert_same_forward, assert_same_state, run_both, twins
 
 from torch_compat import prune as cp
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.utils.prune as tp
-from conftest import assert_same_forward, assert_same_state, run_both, twins
+from parity_helpers import assert_same_forward, assert_same_state, run_both, twins
 
 from torch_compat import prune as cp
 

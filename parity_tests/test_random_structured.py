@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import assert_same_forward, assert_same_state, run_both, twins
+from parity_helpers import assert_same_forward, assert_same_state, run_both, twins
 
 DIMS = {
     "linear": [0, 1, -1, -2],

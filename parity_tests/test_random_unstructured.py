@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import MODULES, assert_same_forward, assert_same_state, run_both, twins
+from parity_helpers import MODULES, assert_same_forward, assert_same_state, run_both, twins
 
 AMOUNTS = [0, 1, 0.0, 0.3, 0.5, 1.0]
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import assert_same_state, run_both
+from parity_helpers import assert_same_state, run_both
 
 PLANS = [
     [("l1_unstructured", {"amount": 0.3})],

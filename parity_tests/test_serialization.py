@@ -6,7 +6,7 @@ import jax
 import pytest
 import torch
 import torch.nn.utils.prune as tp
-from conftest import assert_same_forward, assert_same_state, twins
+from parity_helpers import assert_same_forward, assert_same_state, twins
 
 from torch_compat import prune as cp
 

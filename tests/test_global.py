@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.prune as tprune
-from conftest import ref_lowest
+from jp_helpers import ref_lowest
 
 import jaxprune as jp
 

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ref_lowest
+from jp_helpers import ref_lowest
 
 from jaxprune import _select
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.prune as tprune
-from conftest import call, ref_lowest
+from jp_helpers import call, ref_lowest
 
 import jaxprune as jp
 

@@ -2,7 +2,6 @@
 
 import copy
 
-import pytest
 import torch
 import torch.nn.utils.prune as tp
 
@@ -89,8 +88,3 @@ def assert_same_forward(a, b, kind):
         x = x.to(next(a.parameters()).dtype)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
-
-
-@pytest.fixture
-def modules():
-    return MODULES
