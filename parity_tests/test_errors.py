@@ -70,3 +70,21 @@ def test_messages_name_the_value():
         IndexError, match=r"Invalid index 5 for tensor of size torch.Size\(\[5, 7\]\)"
     ):
         cp.random_structured(b, "weight", amount=1, dim=5)
+
+
+def test_channels_last_parameters_where_torch_fails():
+    def conv():
+        torch.manual_seed(0)
+        return torch.nn.Conv2d(3, 4, 3)
+
+    a = conv().to(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        tp.l1_unstructured(a, "weight", amount=0.5)
+    b = conv().to(memory_format=torch.channels_last)
+    cp.l1_unstructured(b, "weight", amount=0.5)
+    reference = conv()  # the same values, contiguous: torch handles it
+    tp.l1_unstructured(reference, "weight", amount=0.5)
+    assert torch.equal(b.weight_mask, reference.weight_mask)
+    c = conv().to(memory_format=torch.channels_last)
+    cp.random_unstructured(c, "weight", amount=0.5)
+    assert int((c.weight_mask == 0).sum()) == 54
