@@ -11,6 +11,8 @@ key they come from ``jaxprune`` instead.
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -75,61 +77,82 @@ def _check_structured(t: jax.Array, dim: int) -> int:
     return dim % t.ndim
 
 
-def _largest_first(values: jax.Array) -> jax.Array:
-    """Keys that order ``values`` (non-negative) from largest to smallest."""
-    return ~_select.order_key(values)
+@jax.jit
+def _lowest(values: jax.Array, alive: jax.Array | None, k: jax.Array) -> jax.Array:
+    """The ``k`` alive units of smallest ``|values|`` (one compiled program per shape)."""
+    (pruned,) = _select.lowest_k([_select.order_key(values)], [alive], k)
+    return pruned
 
 
-def _unstructured(rule: Rule, t: jax.Array, alive: jax.Array, draws: Draws) -> jax.Array | None:
+@functools.partial(jax.jit, static_argnums=0)
+def _spread(shape: tuple[int, ...], values: jax.Array, alive: jax.Array | None) -> jax.Array:
+    """``values`` (one per alive unit, in row-major order) placed at the alive units."""
+    if alive is None:
+        return values.reshape(shape)
+    idx = jnp.flatnonzero(alive.reshape(-1), size=values.size)
+    return jnp.zeros(math.prod(shape), values.dtype).at[idx].set(values).reshape(shape)
+
+
+@jax.jit
+def _largest(values: jax.Array, alive: jax.Array | None, k: jax.Array) -> jax.Array:
+    """The ``k`` alive units of largest ``values`` (non-negative), ties by position."""
+    (pruned,) = _select.lowest_k([~_select.order_key(values)], [alive], k)
+    return pruned
+
+
+@jax.jit
+def _at_or_below_kth(prob: jax.Array, k: jax.Array) -> jax.Array:
+    """torch's RandomStructured rule: prune every draw not above the k-th smallest."""
+    return ~(prob > jnp.sort(prob)[k - 1])
+
+
+def _count_alive(alive: jax.Array | None, units: int) -> int:
+    return units if alive is None else int(alive.sum())
+
+
+def _unstructured(
+    rule: Rule, t: jax.Array, alive: jax.Array | None, draws: Draws
+) -> jax.Array | None:
+    """Pruned entries (bool, ``t``'s shape) among ``alive`` ones (None: all), or None."""
     if rule.kind == "identity":
         return None
-    n_alive = int(alive.sum())
+    n_alive = _count_alive(alive, t.size)
     k = _count(rule.amount, n_alive)
     if k == 0:
         return None
     if rule.kind == "l1_unstructured":
-        keys = _select.order_key(t)
-    elif rule.key is not None:
+        return _lowest(t, alive, np.uint32(k))
+    if rule.key is not None:
         kept = jp.random_unstructured(rule.key, t, k, default_mask=alive)
-        return alive & ~kept
-    else:
-        prob = draws.like(n_alive).reshape(-1)
-        flat_alive = alive.reshape(-1)
-        if n_alive == t.size:
-            full = prob.reshape(t.shape)
-        else:
-            idx = jnp.flatnonzero(flat_alive, size=n_alive)
-            full = jnp.zeros(t.size, prob.dtype).at[idx].set(prob).reshape(t.shape)
-        keys = _largest_first(full)
-    (pruned,) = _select.lowest_k([keys], [alive], jnp.uint32(k))
-    return pruned
+        return ~kept if alive is None else alive & ~kept
+    prob = draws.like(n_alive)
+    return _largest(_spread(tuple(t.shape), prob, alive), alive, np.uint32(k))
 
 
-def _structured(rule: Rule, t: jax.Array, alive_c: jax.Array, draws: Draws) -> jax.Array | None:
+def _structured(
+    rule: Rule, t: jax.Array, alive_c: jax.Array | None, draws: Draws
+) -> jax.Array | None:
+    """Pruned channels (bool, one per channel) among ``alive_c`` (None: all), or None."""
     d = _check_structured(t, rule.dim)
-    n_alive = int(alive_c.sum())
+    units = t.shape[d]
+    n_alive = _count_alive(alive_c, units)
     k = _count(rule.amount, n_alive)
     if k == 0:
         return None
-    units = t.shape[d]
     if rule.kind == "ln_structured":
-        norms = channel_norms(t, rule.n, d)
-        (pruned,) = _select.lowest_k([_select.order_key(norms)], [alive_c], jnp.uint32(k))
-        return pruned
+        return _lowest(channel_norms(t, rule.n, d), alive_c, np.uint32(k))
     if rule.key is not None:
         shape = [1] * t.ndim
         shape[d] = units
-        kept = jp.random_structured(rule.key, t, k, d, default_mask=alive_c.reshape(shape))
-        return alive_c & ~kept.reshape(-1)
-    prob = draws.default(n_alive)
-    threshold = jnp.sort(prob)[k - 1]  # torch.kthvalue(prob, k)
-    pruned_alive = ~(prob > threshold)
-    idx = jnp.flatnonzero(alive_c, size=n_alive)
-    return jnp.zeros(units, bool).at[idx].set(pruned_alive)
+        prior = None if alive_c is None else alive_c.reshape(shape)
+        kept = jp.random_structured(rule.key, t, k, d, default_mask=prior).reshape(-1)
+        return ~kept if alive_c is None else alive_c & ~kept
+    prob = draws.default(n_alive)  # torch.rand(n), then torch.kthvalue(prob, k)
+    return _spread((units,), _at_or_below_kth(prob, np.uint32(k)), alive_c)
 
 
 def compute(
-    rule: Rule, t: jax.Array, prior: jax.Array, draws: Draws, *, container: bool
+    rule: Rule, t: jax.Array, prior: jax.Array | None, draws: Draws, *, container: bool
 ) -> jax.Array | None:
     """The kept-mask (bool, broadcastable to ``t``) of one method on scores ``t``, or None when
     the method prunes nothing and the prior stands as it is (torch then returns the prior
@@ -138,23 +161,27 @@ def compute(
     Args:
         rule: the method.
         t: the importance scores, in torch's layout.
-        prior: the mask in force (bool, ``t``'s shape).
+        prior: the mask in force (bool, ``t``'s shape), or None for a mask of ones (a first
+            prune: the result then keeps the keepdims shape of a structured mask).
         draws: torch's random number source.
         container: True for torch's ``PruningContainer`` semantics (the method picks among the
             units the prior leaves alive, and a 1-D tensor counts as one channel), False for a
             method's own ``compute_mask`` (it picks among all units and multiplies the prior in).
     """
     if rule.kind == "custom_from_mask":
-        if tuple(rule.mask.shape) != tuple(prior.shape):
+        shape = t.shape if prior is None else prior.shape
+        if tuple(rule.mask.shape) != tuple(shape):
             raise ShapeMismatchError(
-                f"default_mask shape {_torch_size(prior.shape)} must match self.mask shape "
+                f"default_mask shape {_torch_size(shape)} must match self.mask shape "
                 f"{_torch_size(rule.mask.shape)}"
             )
-        return prior & rule.mask
+        return rule.mask if prior is None else prior & rule.mask
     if rule.kind in UNSTRUCTURED:
-        alive = prior if container else jnp.ones(t.shape, bool)
+        alive = prior if container else None
         pruned = _unstructured(rule, t, alive, draws)
-        return None if pruned is None else prior & ~pruned
+        if pruned is None:
+            return None
+        return ~pruned if prior is None else prior & ~pruned
     if container and t.ndim == 1:
         # torch sums the prior over no axis (all of it) and indexes t with that scalar: the
         # method then sees t as one (1, N) row, or an empty (0, N) one if nothing is alive.
@@ -170,13 +197,14 @@ def compute(
         alive_c = prior.any(axis=axes)
     else:
         d = _check_structured(t, rule.dim)
-        alive_c = jnp.ones(t.shape[d], bool)
+        alive_c = None
     pruned_c = _structured(rule, t, alive_c, draws)
     if pruned_c is None:
         return None
     shape = [1] * t.ndim
     shape[d] = t.shape[d]
-    return prior & ~pruned_c.reshape(shape)
+    kept_c = ~pruned_c.reshape(shape)
+    return kept_c if prior is None else prior & kept_c
 
 
 def _check_container_dim(t: jax.Array, dim: int) -> int:

@@ -113,13 +113,13 @@ def _draws(t: torch.Tensor) -> _masks.Draws:
 
 
 def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    kept = jnp.broadcast_to(kept, tuple(like.shape))
-    return to_torch(kept, like, dtype).contiguous()
+    """A torch mask of ``like``'s shape: converted while small, then expanded and copied."""
+    return to_torch(kept, like, dtype).expand(like.shape).contiguous()
 
 
-def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor, container: bool):
+def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor | None, container: bool):
     rule = _rule(method)
-    prior = _masks.as_bool(to_jax(default_mask))
+    prior = None if default_mask is None else _masks.as_bool(to_jax(default_mask))
     return _masks.compute(rule, to_jax(t), prior, _draws(t), container=container)
 
 
@@ -134,6 +134,14 @@ class _JaxMethod:
         if kept is None:
             return default_mask.clone(memory_format=torch.contiguous_format)
         return _mask_tensor(kept, t, default_mask.dtype)
+
+    def _first_mask(self, t, orig):
+        """``compute_mask(t, torch.ones_like(orig))`` without building the mask of ones."""
+        kept = _compute(self, t, None, container=False)
+        if kept is None:
+            return torch.ones_like(orig)
+        structured = getattr(self, "PRUNING_TYPE", None) == "structured"
+        return _mask_tensor(kept, t, t.dtype if structured else orig.dtype)
 
 
 class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
@@ -348,7 +356,7 @@ def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
 
     if old is None:
         combined = method
-        default_mask = torch.ones_like(orig)
+        default_mask = None
     else:
         if isinstance(old, _torch_prune.PruningContainer):
             # torch's container becomes ours (a subclass), with the same methods.
@@ -361,7 +369,13 @@ def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
         default_mask = (
             getattr(module, name + "_mask").detach().clone(memory_format=torch.contiguous_format)
         )
-    mask = combined.compute_mask(importance_scores, default_mask=default_mask)
+    if default_mask is None and isinstance(method, _JaxMethod):
+        mask = method._first_mask(importance_scores, orig)
+    else:
+        mask = combined.compute_mask(
+            importance_scores,
+            default_mask=torch.ones_like(orig) if default_mask is None else default_mask,
+        )
 
     snapshot = _Snapshot(module)
     try:
