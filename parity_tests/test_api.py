@@ -49,3 +49,12 @@ def test_same_signature_plus_key(name):
 
 def test_public_names():
     assert set(cp.__all__) == set(NAMES)
+
+
+@pytest.mark.parametrize("name", ["torch_compat", "torch_compat.prune"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.failed == 0
