@@ -103,25 +103,43 @@ def main(argv: list[str] | None = None) -> dict:
         for lib in LIBS:
             print(f"running {lib} {workload} ...", file=sys.stderr, flush=True)
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.gpt2_torch_compat", "--blocks",
-                 str(args.blocks), "--child", lib, workload],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.gpt2_torch_compat",
+                    "--blocks",
+                    str(args.blocks),
+                    "--child",
+                    lib,
+                    workload,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[f"{lib}/{workload}"] = json.loads(out.stdout.strip().splitlines()[-1])
     gb = 1 << 30
-    print(f"GPT-2-medium shapes, {args.blocks} blocks, "
-          f"{results['torch/random_structured']['params'] / 1e6:.0f}M params, {results['machine']}")
-    print(f"{'workload':<18} {'library':<13} {'first s':>9} {'steady s':>9} {'peak GB':>8} "
-          f"{'held GB':>8}")
+    print(
+        f"GPT-2-medium shapes, {args.blocks} blocks, "
+        f"{results['torch/random_structured']['params'] / 1e6:.0f}M params, {results['machine']}"
+    )
+    print(
+        f"{'workload':<18} {'library':<13} {'first s':>9} {'steady s':>9} {'peak GB':>8} "
+        f"{'held GB':>8}"
+    )
     for workload in WORKLOADS:
         for lib in LIBS:
             r = results[f"{lib}/{workload}"]
-            print(f"{workload:<18} {lib:<13} {r['first_s']:9.2f} {r['steady_s']:9.2f} "
-                  f"{r['peak_extra_bytes'] / gb:8.2f} {r['held_extra_bytes'] / gb:8.2f}")
+            print(
+                f"{workload:<18} {lib:<13} {r['first_s']:9.2f} {r['steady_s']:9.2f} "
+                f"{r['peak_extra_bytes'] / gb:8.2f} {r['held_extra_bytes'] / gb:8.2f}"
+            )
         t, c = results[f"torch/{workload}"], results[f"torch_compat/{workload}"]
         assert t["pruned"] == c["pruned"], (workload, t["pruned"], c["pruned"])
-        print(f"{'':<18} {'ratio':<13} {t['first_s'] / c['first_s']:9.2f} "
-              f"{t['steady_s'] / c['steady_s']:9.2f}   (torch time / torch_compat time)")
+        print(
+            f"{'':<18} {'ratio':<13} {t['first_s'] / c['first_s']:9.2f} "
+            f"{t['steady_s'] / c['steady_s']:9.2f}   (torch time / torch_compat time)"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
