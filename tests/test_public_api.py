@@ -22,6 +22,15 @@ PUBLIC = {
     "random_unstructured",
     "report",
     "sparsity",
+    "keep_pruned",
+    "gradual_pruning",
+    "current_masks",
+    "KeepPrunedState",
+    "GradualPruningState",
+    "polynomial_schedule",
+    "one_shot_schedule",
+    "constant_schedule",
+    "PolynomialSchedule",
 }
 
 
