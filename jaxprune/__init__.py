@@ -31,3 +31,12 @@ from ._unstructured import l1_unstructured as l1_unstructured
 from ._unstructured import random_unstructured as random_unstructured
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `jp.nnx` needs Flax: import it on first use only.
+    if name == "nnx":
+        import importlib
+
+        return importlib.import_module(".nnx", __name__)
+    raise AttributeError(f"module 'jaxprune' has no attribute {name!r}")

@@ -35,8 +35,15 @@ PUBLIC = {
 
 
 def test_public_api_is_pinned():
-    names = {n for n in dir(jaxprune) if not n.startswith("_")}
+    import types
+
+    names = {
+        n
+        for n in dir(jaxprune)
+        if not n.startswith("_") and not isinstance(getattr(jaxprune, n), types.ModuleType)
+    }
     assert names == PUBLIC
+    assert set(jaxprune.nnx.__all__) == {"Mask", "Pruned", "prune", "remove", "is_pruned"}
 
 
 MODULES = [
