@@ -10,6 +10,7 @@ from ._basic import custom_from_mask as custom_from_mask
 from ._basic import identity as identity
 from ._errors import ShapeMismatchError as ShapeMismatchError
 from ._global import global_unstructured as global_unstructured
+from ._keys import leaf_key as leaf_key
 from ._optax import GradualPruningState as GradualPruningState
 from ._optax import KeepPrunedState as KeepPrunedState
 from ._optax import current_masks as current_masks

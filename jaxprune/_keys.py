@@ -49,5 +49,19 @@ def path_hash(path: str) -> int:
 
 
 def leaf_key(key: PRNGKey, path: str) -> PRNGKey:
-    """The key of one pytree leaf: ``fold_in(key, path_hash(path))``."""
-    return jax.random.fold_in(key, path_hash(path))
+    """The key :func:`jaxprune.prune` gives the leaf at ``path``: ``fold_in(key, hash(path))``.
+
+    Use it to prune a twin of a Flax model (the same model in PyTorch, say) exactly as the
+    pytree layer pruned it.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxprune as jp
+        >>> params = {"Dense_0": {"kernel": jnp.ones((4, 8))}}
+        >>> key = jax.random.key(0)
+        >>> masks = jp.prune(params, "random_structured", key=key, amount=0.5)
+        >>> twin = jp.random_structured(jp.leaf_key(key, "Dense_0/kernel"), jnp.ones((8, 4)),
+        ...                             0.5, dim=0)
+        >>> bool((twin.reshape(-1) == masks["Dense_0"]["kernel"].reshape(-1)).all())
+        True
+    """
+    return jax.random.fold_in(as_key(key), path_hash(path))

@@ -31,6 +31,7 @@ PUBLIC = {
     "one_shot_schedule",
     "constant_schedule",
     "PolynomialSchedule",
+    "leaf_key",
 }
 
 
