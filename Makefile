@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The exact pin is a local CPU wheel; any other torch resolves to a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[flax,torch,dev]' scikit-learn
+	$(BIN)/python -m pip install --quiet -e '.[flax,torch,dev,demo]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,26 +1,35 @@
+import json
 import subprocess
 import sys
 
-from jaxprune import _demo
+import pytest
 
 
-def test_demo_prunes_every_method_to_the_requested_sparsity():
-    lines = []
-    results = _demo.run(out=lines.append)
-    assert set(results) == {name for name, _ in _demo.METHODS}
-    text = "\n".join(lines)
-    assert "Dense_0/kernel" in text and "(dim 3)" in text
-    params = _demo.cnn_params()
-    kernels = sum(x.size for x in __import__("jax").tree.leaves(params) if x.ndim >= 2)
-    biases = sum(x.size for x in __import__("jax").tree.leaves(params) if x.ndim == 1)
-    total = kernels + biases
-    # Biases start at zero; kernels lose half their entries.
-    assert abs(results["l1_unstructured"] - (biases + kernels / 2) / total) < 1e-3
-
-
-def test_cli_demo_runs():
-    out = subprocess.run(
-        [sys.executable, "-m", "jaxprune", "demo"], capture_output=True, text=True, timeout=300
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxprune", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert out.returncode == 0, out.stderr
-    assert "ln_structured(amount=0.3, n=2, dim=-1)" in out.stdout
+    return proc, out
+
+
+def test_quick_demo_runs_end_to_end(quick_run):
+    proc, out = quick_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Pruning the digits CNN" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    methods = {r["method"] for r in results["rows"]}
+    assert methods == {"random_structured", "ln_structured", "l1_unstructured"}
+    assert results["dense_accuracy"] > 0.7
+    for r in results["rows"]:
+        assert abs(r["sparsity"] - r["amount"]) < 0.02
+        if r["amount"] == 0.0:
+            assert r["accuracy_before_finetune"] == results["dense_accuracy"]
+    assert results["gradual"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert results["torch_twin"] and all(r["same"] for r in results["torch_twin"])
+    assert "the same as in Flax" in proc.stdout
