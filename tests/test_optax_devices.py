@@ -37,7 +37,10 @@ SCRIPT = textwrap.dedent(
 
     # Tensor-parallel along the output axis, FSDP along the input axis.
     mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
-    shard = {"w1": NamedSharding(mesh, P("data", "model")), "w2": NamedSharding(mesh, P("model", None))}
+    shard = {
+        "w1": NamedSharding(mesh, P("data", "model")),
+        "w2": NamedSharding(mesh, P("model", None)),
+    }
     sharded_params = jax.device_put(params, shard)
     state = jax.device_put(tx.init(sharded_params))
     out = run(sharded_params, state, step)
@@ -63,7 +66,9 @@ SCRIPT = textwrap.dedent(
     for k in params:
         m = np.broadcast_to(np.asarray(masks[k]), params[k].shape)
         assert (np.asarray(rep[k])[:, ~m] == 0).all()
-        np.testing.assert_allclose(np.asarray(rep[k][0]), np.asarray(single[k]), rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(
+            np.asarray(rep[k][0]), np.asarray(single[k]), rtol=2e-5, atol=2e-6
+        )
     print("ok")
     """
 )
