@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -133,6 +133,61 @@ def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
     return jnp.sum(a**norm, axis=axes) ** (1.0 / norm)
 
 
+def unit_shape(spec: Spec) -> tuple[int, ...]:
+    """The shape of one call's units: the tensor's for entries, ``(n,)`` for channels."""
+    return spec.shape if spec.dim is None else (spec.units,)
+
+
+class Selection(NamedTuple):
+    """One call's selection problem: keys per unit, which units are alive, how many go."""
+
+    keys: Array
+    alive: Array | None
+    k: Array
+
+
+def selection(
+    spec: Spec,
+    static_amount: int | float | str | None,
+    key: Array | None,
+    scores: Array | None,
+    prior: Array | None,
+    k: Array | None,
+    bits: Array | None = None,
+) -> Selection:
+    """Set up the selection of one call, inside a traced program.
+
+    With ``static_amount=None``, ``k`` is the count to prune, computed in Python. Otherwise
+    the count is computed here: from ``static_amount`` when it is a Python number (its
+    rounding stays exact where a table allows), or from the traced amount held in ``k`` when
+    ``static_amount == "traced"``. ``bits`` are the random methods' draws when the caller
+    made them already (``random_keys(key, unit_shape(spec))``).
+    """
+    alive = alive_units(spec, prior)
+    if static_amount == "traced":
+        k = _k_in_program(spec, k, alive)
+    elif static_amount is not None:
+        k = _k_in_program(spec, static_amount, alive)
+    if spec.method in RANDOM:
+        keys = _select.random_keys(key, unit_shape(spec)) if bits is None else bits
+    elif spec.method == "l1_unstructured":
+        keys = _select.order_key(scores)
+    else:
+        keys = _select.order_key(channel_norms(scores, spec.norm, spec.dim))
+    return Selection(keys, alive, jnp.asarray(k, jnp.uint32))
+
+
+def finish(spec: Spec, pruned: Array, sel: Selection, prior: Array | None) -> Array:
+    """The mask of one call from the units its selection pruned."""
+    if spec.dim is None:
+        kept = ~pruned
+        return kept if sel.alive is None else kept & sel.alive
+    shape = [1] * len(spec.shape)
+    shape[spec.dim] = spec.units
+    kept = (~pruned).reshape(shape)
+    return kept if prior is None else kept & prior
+
+
 def compute(
     spec: Spec,
     static_amount: int | float | str | None,
@@ -141,34 +196,46 @@ def compute(
     prior: Array | None,
     k: Array | None,
 ) -> Array:
-    """The boolean mask of one call, inside a traced program.
+    """The boolean mask of one call, inside a traced program (see :func:`selection`)."""
+    sel = selection(spec, static_amount, key, scores, prior, k)
+    (pruned,) = _select.lowest_k([sel.keys], [sel.alive], sel.k)
+    return finish(spec, pruned, sel, prior)
 
-    With ``static_amount=None``, ``k`` is the count to prune, computed in Python. Otherwise
-    the count is computed here: from ``static_amount`` when it is a Python number (its
-    rounding stays exact where a table allows), or from the traced amount held in ``k`` when
-    ``static_amount == "traced"``.
+
+def compute_many(
+    specs: tuple[Spec, ...],
+    statics: tuple[Any, ...],
+    keys: list[Array | None],
+    scores: list[Array | None],
+    priors: list[Array | None],
+    counts: list[Array | None],
+) -> list[Array]:
+    """The masks of many calls in one program.
+
+    Random draws of the same shape are made by one ``vmap``-ed generator: a model with many
+    layers of a few widths compiles a few random-number generators, not one per layer, which
+    was most of its compile time (profiled on ResNet-50: 2.2 s down to 1.5 s with the
+    ``vmap``-ed per-leaf ``fold_in``). The masks are those of :func:`compute`, call by call
+    (``vmap`` draws the same bits from each key). Batching the sorts as well saved little
+    compile time and slowed the compiled program, so each selection keeps its own.
     """
-    alive = alive_units(spec, prior)
-    if static_amount == "traced":
-        k = _k_in_program(spec, k, alive)
-    elif static_amount is not None:
-        k = _k_in_program(spec, static_amount, alive)
-    if spec.method == "random_unstructured":
-        keys = _select.random_keys(key, spec.shape)
-    elif spec.method == "l1_unstructured":
-        keys = _select.order_key(scores)
-    elif spec.method == "random_structured":
-        keys = _select.random_keys(key, (spec.units,))
-    else:
-        keys = _select.order_key(channel_norms(scores, spec.norm, spec.dim))
-    (pruned,) = _select.lowest_k([keys], [alive], k)
-    if spec.dim is None:
-        kept = ~pruned
-        return kept if alive is None else kept & alive
-    shape = [1] * len(spec.shape)
-    shape[spec.dim] = spec.units
-    kept = (~pruned).reshape(shape)
-    return kept if prior is None else kept & prior
+    bits: list[Array | None] = [None] * len(specs)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, spec in enumerate(specs):
+        if spec.method in RANDOM:
+            by_shape.setdefault(unit_shape(spec), []).append(i)
+    for shape, members in by_shape.items():
+        drawn = jax.vmap(lambda kk, shape=shape: _select.random_keys(kk, shape))(
+            jnp.stack([keys[i] for i in members])
+        )
+        for j, i in enumerate(members):
+            bits[i] = drawn[j]
+    sels = [
+        selection(spec, st, key, sc, pr, k, b)
+        for spec, st, key, sc, pr, k, b in zip(specs, statics, keys, scores, priors, counts, bits)
+    ]
+    pruned = [_select.lowest_k([sel.keys], [sel.alive], sel.k)[0] for sel in sels]
+    return [finish(spec, p, sel, pr) for spec, p, sel, pr in zip(specs, pruned, sels, priors)]
 
 
 compute_jit = jax.jit(compute, static_argnums=(0, 1))

@@ -66,13 +66,12 @@ def _check_kwargs(name: str, key: Any, kwargs: dict[str, Any]) -> None:
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _program(specs, static_amounts, hashes, key, scores, priors, counts):
-    masks = []
-    for i, spec in enumerate(specs):
-        leaf_key = None if key is None else jax.random.fold_in(key, hashes[i])
-        masks.append(
-            _methods.compute(spec, static_amounts[i], leaf_key, scores[i], priors[i], counts[i])
-        )
-    return masks
+    if key is None:
+        keys = [None] * len(specs)
+    else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
+        folded = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
+        keys = [folded[i] for i in range(len(specs))]
+    return _methods.compute_many(specs, static_amounts, keys, scores, priors, counts)
 
 
 def prune(
