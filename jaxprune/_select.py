@@ -48,10 +48,10 @@ def order_key(scores: Array) -> Array:
     raise TypeError(f"cannot rank scores of dtype {dtype}")
 
 
-def _count(parts: Sequence[Array]) -> Array:
-    total = jnp.zeros((), jnp.uint32)
+def _count(parts: Sequence[Array], dtype=jnp.uint32) -> Array:
+    total = jnp.zeros((), dtype)
     for p in parts:
-        total = total + jnp.sum(p, dtype=jnp.uint32)
+        total = total + jnp.sum(p, dtype=dtype)
     return total
 
 
@@ -73,9 +73,13 @@ def _lowest_k_sorted(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
 def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) -> list[Array]:
     kdtype = keys[0].dtype
     nbits = 8 * jnp.dtype(kdtype).itemsize
+    total = sum(kk.size for kk in keys)
+    # Counts and positions are unsigned 32-bit up to 2**32 - 1 units, 64-bit beyond (x64).
+    cdt = jnp.uint32 if total < 2**32 else jnp.uint64
+    k = k.astype(cdt)
 
     def count_le(v):
-        return _count([a & (kk <= v) for kk, a in zip(keys, alive)])
+        return _count([a & (kk <= v) for kk, a in zip(keys, alive)], cdt)
 
     def value_step(_, lohi):
         lo, hi = lohi
@@ -89,22 +93,21 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
 
     less = [a & (kk < v) for kk, a in zip(keys, alive)]
     ties = [a & (kk == v) for kk, a in zip(keys, alive)]
-    take = k - _count(less)  # how many tied units to prune, lowest positions first
-    n_ties = _count(ties)
+    take = k - _count(less, cdt)  # how many tied units to prune, lowest positions first
+    n_ties = _count(ties, cdt)
 
     offsets, start = [], 0
     for kk in keys:
         offsets.append(start)
         start += kk.size
-    total = start
     positions = [
-        jnp.arange(kk.size, dtype=jnp.uint32).reshape(kk.shape) + jnp.uint32(off)
+        jnp.arange(kk.size, dtype=cdt).reshape(kk.shape) + jnp.asarray(off, cdt)
         for kk, off in zip(keys, offsets)
     ]
 
     def cutoff():
         def count_before(j):
-            return _count([t & (p < j) for t, p in zip(ties, positions)])
+            return _count([t & (p < j) for t, p in zip(ties, positions)], cdt)
 
         def step(_, lohi):
             lo, hi = lohi
@@ -113,13 +116,13 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
             return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
         steps = max(1, int(total).bit_length())
-        j, _ = lax.fori_loop(0, steps, step, (jnp.uint32(0), jnp.uint32(total)))
+        j, _ = lax.fori_loop(0, steps, step, (jnp.asarray(0, cdt), jnp.asarray(total, cdt)))
         return j
 
     simple = (take == 0) | (take == n_ties)
     j = lax.cond(
         simple,
-        lambda: jnp.where(take == 0, jnp.uint32(0), jnp.uint32(total)),
+        lambda: jnp.where(take == 0, jnp.asarray(0, cdt), jnp.asarray(total, cdt)),
         cutoff,
     )
     return [lt | (t & (p < j)) for lt, t, p in zip(less, ties, positions)]
@@ -144,6 +147,11 @@ def lowest_k(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> 
     ]
     k = jnp.asarray(k, jnp.uint32)
     total = sum(kk.size for kk in keys)
+    if total >= 2**32 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"a selection over {total} units needs 64-bit counters: enable "
+            "jax.config.update('jax_enable_x64', True) (up to 2**32 - 1 units work without)"
+        )
     if total == 0:
         return [jnp.zeros(kk.shape, bool) for kk in keys]
     if total <= SORT_LIMIT:
