@@ -8,14 +8,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _amount, _checks, _keys, _paths, _select
+from . import _amount, _checks, _keys, _paths, _select, _tree
 from ._typing import Amount, Array, PRNGKey, PyTree, Where
 
 _METHODS = ("l1", "random")
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _program(method, static_amount, hashes, key, scores, priors, k):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 7))
+def _program(method, static_amount, hashes, key, scores, priors, k, shardings):
     if method == "l1":
         keys = [_select.order_key(s) for s in scores]
         if any(kk.dtype == jnp.uint64 for kk in keys):
@@ -33,7 +33,7 @@ def _program(method, static_amount, hashes, key, scores, priors, k):
         amount = k if static_amount == "traced" else static_amount
         k = _amount.traced_count(amount, n_alive, max_units)
     pruned = _select.lowest_k(keys, alive, k)
-    return [~p if a is None else a & ~p for p, a in zip(pruned, alive)]
+    return _tree.constrain([~p if a is None else a & ~p for p, a in zip(pruned, alive)], shardings)
 
 
 def global_unstructured(
@@ -94,6 +94,7 @@ def global_unstructured(
     sel_paths: list[str] = []
     scores: list[Array] = []
     priors: list[Array | None] = []
+    shardings: list[Any] = []
     for path, leaf, pick in zip(paths, leaves, chosen):
         if not pick:
             continue
@@ -103,6 +104,7 @@ def global_unstructured(
             priors.append(_checks.as_mask(priors_by_path.get(path), x.shape, "masks leaf"))
         sel_paths.append(path)
         scores.append(x if s is None else s)
+        shardings.append(_tree.mask_sharding(leaf, x.ndim, None))
 
     total = sum(int(s.size) for s in scores)
     static_amount: Any = None
@@ -125,7 +127,7 @@ def global_unstructured(
             _amount.exact_count(amount, n_alive, "unpruned entries of the selected leaves")
         )
     hashes = tuple(_keys.path_hash(p) for p in sel_paths)
-    new = _program(method, static_amount, hashes, key, scores, priors, k)
+    new = _program(method, static_amount, hashes, key, scores, priors, k, tuple(shardings))
     out = dict(zip(sel_paths, new))
     result = [out[p] if p in out else priors_by_path.get(p, jnp.ones((), bool)) for p in paths]
     return jax.tree_util.tree_unflatten(treedef, result)

@@ -64,14 +64,35 @@ def _check_kwargs(name: str, key: Any, kwargs: dict[str, Any]) -> None:
         raise TypeError(f"{name} is not random and takes no key.")
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _program(specs, static_amounts, hashes, key, scores, priors, counts):
+def mask_sharding(leaf: Any, mask_ndim: int, dim: int | None) -> Any:
+    """The sharding a leaf's mask should have: the leaf's own for a full mask; for a
+    keepdims mask, the leaf's partitioning of the channel axis only. None when the leaf is
+    not a concretely sharded array (a tracer, NumPy, one device)."""
+    sharding = getattr(leaf, "sharding", None)
+    if _checks.is_traced(leaf) or not isinstance(sharding, jax.sharding.NamedSharding):
+        return None
+    spec = list(sharding.spec) + [None] * (mask_ndim - len(sharding.spec))
+    if dim is not None:
+        spec = [s if i == dim else None for i, s in enumerate(spec)]
+    return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
+
+
+def constrain(masks: list[Array], shardings: tuple[Any, ...]) -> list[Array]:
+    """Pin each mask to its sharding (so random masks are made where their weights live)."""
+    return [
+        m if s is None else jax.lax.with_sharding_constraint(m, s) for m, s in zip(masks, shardings)
+    ]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 7))
+def _program(specs, static_amounts, hashes, key, scores, priors, counts, shardings):
     if key is None:
         keys = [None] * len(specs)
     else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
         folded = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
         keys = [folded[i] for i in range(len(specs))]
-    return _methods.compute_many(specs, static_amounts, keys, scores, priors, counts)
+    masks = _methods.compute_many(specs, static_amounts, keys, scores, priors, counts)
+    return constrain(masks, shardings)
 
 
 def prune(
@@ -153,10 +174,10 @@ def prune(
                 if path not in side["mask"]:
                     raise ValueError("mask has no leaf at this path.")
                 new = _checks.as_mask(side["mask"][path], x.shape, "mask")
-                jobs.append((path, None, new, prior))
+                jobs.append((path, None, new, prior, None))
                 continue
             if name == "identity":
-                jobs.append((path, None, None, prior))
+                jobs.append((path, None, None, prior, None))
                 continue
             spec = _methods.plan(
                 name, x.shape, dim=method_kwargs.get("dim", -1), n=method_kwargs.get("n")
@@ -167,11 +188,11 @@ def prune(
                     side.get("importance_scores", {}).get(path), x.shape, "importance_scores"
                 )
                 scores = x if scores is None else scores
-            jobs.append((path, spec, scores, prior))
+            jobs.append((path, spec, scores, prior, mask_sharding(leaf, len(spec.shape), spec.dim)))
 
     out = {}
     if name in ("identity", "custom_from_mask"):
-        for path, _, new, prior in jobs:
+        for path, _, new, prior, _ in jobs:
             x = leaves[paths.index(path)]
             new = jnp.ones((1,) * len(x.shape), bool) if new is None else new
             out[path] = new if prior is None else new & prior
@@ -192,7 +213,7 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     # Phase 2: counts among unpruned units, exact where the priors are concrete.
     concrete = [
         i
-        for i, (_, _, _, prior) in enumerate(jobs)
+        for i, (_, _, _, prior, _) in enumerate(jobs)
         if prior is not None and not _checks.is_traced(prior)
     ]
     n_alive: dict[int, int] = {}
@@ -202,7 +223,7 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
         )
         n_alive = dict(zip(concrete, found))
     specs, statics, counts = [], [], []
-    for i, (path, spec, _, prior) in enumerate(jobs):
+    for i, (path, spec, _, prior, _) in enumerate(jobs):
         with _paths.PathError(path):
             k = _methods.count_to_prune(spec, amount, prior, n_alive.get(i))
         specs.append(spec)
@@ -224,6 +245,7 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
         [j[2] for j in jobs],
         [j[3] for j in jobs],
         counts,
+        tuple(j[4] for j in jobs),
     )
     return {path: m for (path, *_), m in zip(jobs, masks)}
 
