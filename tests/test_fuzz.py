@@ -11,7 +11,10 @@ import jaxprune as jp
 
 DOCUMENTED = (TypeError, ValueError, IndexError)
 
-shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+shapes = st.one_of(
+    st.lists(st.integers(1, 4), min_size=2, max_size=4),
+    st.lists(st.integers(0, 4), min_size=0, max_size=4),
+).map(tuple)
 # Mostly valid inputs, so that both outcomes are exercised (see --hypothesis-show-statistics).
 dtypes = st.sampled_from(["float32"] * 4 + ["float16", "bfloat16", "int32", "bool", "complex64"])
 amounts = st.one_of(
