@@ -42,3 +42,19 @@ def test_custom_mask_of_the_wrong_shape_raises_assertion_error():
         tp.custom_from_mask(a, "weight", mask=torch.ones(3))
     with pytest.raises(AssertionError, match="must match self.mask shape"):
         cp.custom_from_mask(b, "weight", mask=torch.ones(3))
+
+
+def test_soft_masks_keep_their_values_as_in_torch():
+    # torch multiplies custom masks in; later unstructured rounds treat only entries equal to
+    # 1 as unpruned, structured ones every channel with a nonzero value.
+    a, b = twins("conv2d")
+    torch.manual_seed(0)
+    soft = torch.rand_like(a.weight)
+    soft[0] = 1.0
+    for lib, m in ((tp, a), (cp, b)):
+        lib.custom_from_mask(m, "weight", mask=soft)
+        lib.l1_unstructured(m, "weight", amount=5)
+        torch.manual_seed(1)
+        lib.random_structured(m, "weight", amount=2, dim=0)
+    assert_same_state(a, b)
+    assert_same_forward(a, b, "conv2d")

@@ -154,19 +154,24 @@ def _structured(
 def compute(
     rule: Rule, t: jax.Array, prior: jax.Array | None, draws: Draws, *, container: bool
 ) -> jax.Array | None:
-    """The kept-mask (bool, broadcastable to ``t``) of one method on scores ``t``, or None when
-    the method prunes nothing and the prior stands as it is (torch then returns the prior
-    tensor itself).
+    """What one method multiplies the mask in force by, or None when it prunes nothing (torch
+    then returns the prior tensor itself).
+
+    The result ``m`` broadcasts to ``t``: the new mask is ``prior * m`` (``m`` alone for a
+    first prune). For the selection methods ``m`` is boolean, False on the units pruned now
+    (keepdims for a structured method); for ``CustomFromMask`` it is the given mask's values.
+    Masks are used with their values, as torch uses them: an entry is an unpruned unit of an
+    unstructured method when its mask value is exactly 1, a channel is unpruned for a
+    structured one while any of its mask values is nonzero.
 
     Args:
         rule: the method.
         t: the importance scores, in torch's layout.
-        prior: the mask in force (bool, ``t``'s shape), or None for a mask of ones (a first
-            prune: the result then keeps the keepdims shape of a structured mask).
+        prior: the mask in force (``t``'s shape, any real dtype), or None for a mask of ones.
         draws: torch's random number source.
         container: True for torch's ``PruningContainer`` semantics (the method picks among the
             units the prior leaves alive, and a 1-D tensor counts as one channel), False for a
-            method's own ``compute_mask`` (it picks among all units and multiplies the prior in).
+            method's own ``compute_mask`` (it picks among all units).
     """
     if rule.kind == "custom_from_mask":
         shape = t.shape if prior is None else prior.shape
@@ -175,26 +180,24 @@ def compute(
                 f"default_mask shape {_torch_size(shape)} must match self.mask shape "
                 f"{_torch_size(rule.mask.shape)}"
             )
-        return rule.mask if prior is None else prior & rule.mask
+        return rule.mask
     if rule.kind in UNSTRUCTURED:
-        alive = prior if container else None
+        alive = prior == 1 if container else None
         pruned = _unstructured(rule, t, alive, draws)
-        if pruned is None:
-            return None
-        return ~pruned if prior is None else prior & ~pruned
+        return None if pruned is None else ~pruned
     if container and t.ndim == 1:
         # torch sums the prior over no axis (all of it) and indexes t with that scalar: the
         # method then sees t as one (1, N) row, or an empty (0, N) one if nothing is alive.
-        if not bool(prior.any()):
+        if not bool((prior != 0).any()):
             empty = t.reshape(1, -1)[:0]
             compute(rule, empty, prior.reshape(1, -1)[:0], draws, container=False)
             return None
         row = compute(rule, t.reshape(1, -1), prior.reshape(1, -1), draws, container=False)
-        return None if row is None else row.reshape(t.shape)
+        return None if row is None else jnp.broadcast_to(row, (1, t.size)).reshape(t.shape)
     if container:
         d = _check_container_dim(t, rule.dim)
         axes = tuple(i for i in range(t.ndim) if i != d)
-        alive_c = prior.any(axis=axes)
+        alive_c = (prior != 0).any(axis=axes)
     else:
         d = _check_structured(t, rule.dim)
         alive_c = None
@@ -203,8 +206,7 @@ def compute(
         return None
     shape = [1] * t.ndim
     shape[d] = t.shape[d]
-    kept_c = ~pruned_c.reshape(shape)
-    return kept_c if prior is None else prior & kept_c
+    return ~pruned_c.reshape(shape)
 
 
 def _check_container_dim(t: jax.Array, dim: int) -> int:

@@ -97,7 +97,7 @@ def _rule(method: Any) -> _masks.Rule | None:
         dim=getattr(method, "dim", -1),
         n=getattr(method, "n", None),
         key=None if key is None else jax.random.wrap_key_data(jnp.asarray(key)),
-        mask=None if mask is None else _masks.as_bool(to_jax(mask)),
+        mask=None if mask is None else to_jax(mask),
     )
 
 
@@ -119,29 +119,40 @@ def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> tor
 
 def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor | None, container: bool):
     rule = _rule(method)
-    prior = None if default_mask is None else _masks.as_bool(to_jax(default_mask))
+    prior = None if default_mask is None else to_jax(default_mask)
     return _masks.compute(rule, to_jax(t), prior, _draws(t), container=container)
+
+
+def _combined(
+    factor: jax.Array, default_mask: torch.Tensor, like: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """torch's combination ``default_mask * factor`` (in JAX), as a mask of ``like``'s shape."""
+    prior = to_jax(default_mask)
+    product = prior * factor.astype(prior.dtype)
+    return _mask_tensor(product, like, dtype)
 
 
 class _JaxMethod:
     """Shared by the built-in methods: ``compute_mask`` with torch's rules, in JAX."""
 
     def compute_mask(self, t, default_mask):
-        kept = _compute(self, t, default_mask, container=False)
+        factor = _compute(self, t, default_mask, container=False)
         if getattr(self, "PRUNING_TYPE", None) == "structured":
             # torch returns the prior itself when nothing goes, else a mask like t.
-            return default_mask if kept is None else _mask_tensor(kept, t, t.dtype)
-        if kept is None:
+            if factor is None:
+                return default_mask
+            return _combined(factor, default_mask, t, t.dtype)
+        if factor is None:
             return default_mask.clone(memory_format=torch.contiguous_format)
-        return _mask_tensor(kept, t, default_mask.dtype)
+        return _combined(factor, default_mask, default_mask, default_mask.dtype)
 
     def _first_mask(self, t, orig):
         """``compute_mask(t, torch.ones_like(orig))`` without building the mask of ones."""
-        kept = _compute(self, t, None, container=False)
-        if kept is None:
+        factor = _compute(self, t, None, container=False)
+        if factor is None:
             return torch.ones_like(orig)
         structured = getattr(self, "PRUNING_TYPE", None) == "structured"
-        return _mask_tensor(kept, t, t.dtype if structured else orig.dtype)
+        return _mask_tensor(factor, orig, t.dtype if structured else orig.dtype)
 
 
 class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
@@ -161,10 +172,10 @@ class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
                 'Pruning methods of PRUNING_TYPE "structured" need to have the attribute '
                 "`dim` defined."
             )
-        kept = _compute(method, t, default_mask, container=True)
-        if kept is None:
+        factor = _compute(method, t, default_mask, container=True)
+        if factor is None:
             return default_mask.to(dtype=t.dtype)
-        return _mask_tensor(kept, t, t.dtype)
+        return _combined(factor, default_mask.to(dtype=t.dtype), t, t.dtype)
 
 
 def _check_amount(amount: Any) -> None:
@@ -241,8 +252,8 @@ class CustomFromMask(_JaxMethod, _torch_prune.CustomFromMask):
         self.mask = mask
 
     def compute_mask(self, t, default_mask):
-        kept = _compute(self, t, default_mask, container=False)
-        return _mask_tensor(kept, default_mask, default_mask.dtype)
+        factor = _compute(self, t, default_mask, container=False)
+        return _combined(factor, default_mask, default_mask, default_mask.dtype)
 
     @classmethod
     def apply(cls, module, name, mask):  # type: ignore[override]
