@@ -87,3 +87,44 @@ def test_global_selection_past_2_to_32_units_needs_x64():
         assert out["b"].shape == big.shape
     finally:
         jax.config.update("jax_enable_x64", False)
+
+
+def test_masks_of_the_wrong_dtype_or_shape():
+    x = jnp.ones((2, 3))
+    with pytest.raises(TypeError, match="masks are boolean or real"):
+        jp.l1_unstructured(x, 1, default_mask=jnp.ones((2, 3), jnp.complex64))
+    with pytest.raises(TypeError, match="default_mask must be an array"):
+        jp.l1_unstructured(x, 1, default_mask="all")
+    with pytest.raises(jp.ShapeMismatchError):
+        jp.random_structured(KEY, x, 1, default_mask=jnp.ones((3, 2), bool))
+    # A numeric prior counts nonzero entries as kept.
+    m = jp.l1_unstructured(x, 1, default_mask=jnp.array([[1.0, 0.0, 2.0], [1, 1, 1]]))
+    assert int((~m).sum()) == 2 and not bool(m[0, 1])
+
+
+def test_same_masks_in_repeated_processes():
+    import subprocess
+    import sys
+
+    code = (
+        "import jax, jax.numpy as jnp, hashlib, numpy as np, jaxprune as jp\n"
+        "p = {'a': {'kernel': jnp.ones((64, 32))}, 'b': jnp.arange(600.0).reshape(20, 30)}\n"
+        "m = [jp.prune(p, 'random_structured', key=jax.random.key(5), amount=0.3),\n"
+        "     jp.prune(p, 'random_unstructured', key=jax.random.key(6), amount=0.4),\n"
+        "     jp.global_unstructured(p, 0.5, method='random', key=jax.random.key(7))]\n"
+        "print(hashlib.sha256(b''.join(np.asarray(x).tobytes() for x in jax.tree.leaves(m)))"
+        ".hexdigest())\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    namespace: dict = {}
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        exec(code, namespace)
+    assert runs[0] == runs[1] == out.getvalue().strip()
