@@ -169,3 +169,47 @@ def test_pytree_layer(data):
     else:
         _check_mask(g["b"], params["b"])
     jax.tree.map(lambda b, v: np.testing.assert_array_equal(np.asarray(v), b), before, params)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_masks_helpers_and_schedules(data):
+    params = {"w": data.draw(arrays(st.sampled_from([(3, 4), (0, 2), (4,)]))), "n": 3}
+    mask = data.draw(st.sampled_from(["match", "keepdims", "wrong", "missing", "scalar"]))
+    shape = np.shape(params["w"])
+    masks = {
+        "match": {"w": np.ones(shape, bool), "n": True},
+        "keepdims": {"w": np.ones((1,) * (len(shape) - 1) + shape[-1:], bool), "n": True},
+        "wrong": {"w": np.ones((5, 5), bool), "n": True},
+        "missing": {},
+        "scalar": {"w": np.array(False), "n": True},
+    }[mask]
+    before = _snapshot(params["w"])
+    for fn in (jp.apply_masks, jp.sparsity, jp.report):
+        try:
+            out = fn(params, masks)
+        except DOCUMENTED as e:
+            assert str(e)
+        else:
+            if fn is jp.sparsity:
+                assert 0.0 <= out <= 1.0
+    _unchanged(before, params["w"])
+    args = data.draw(
+        st.tuples(
+            amounts,
+            amounts,
+            st.integers(-2, 30),
+            st.integers(-2, 30),
+            st.integers(-1, 5),
+            st.sampled_from([3, 1, 0, -1, 2.5]),
+        )
+    )
+    try:
+        schedule = jp.polynomial_schedule(*args)
+    except DOCUMENTED as e:
+        assert str(e)
+    else:
+        values = np.asarray(jax.vmap(schedule)(jnp.arange(40)))
+        assert np.all((values >= 0) & (values <= 1)) and np.all(
+            np.diff(values) * np.sign(args[1] - args[0]) >= -1e-7
+        )
