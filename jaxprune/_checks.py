@@ -49,7 +49,8 @@ def check_structured(shape: tuple[int, ...], name: str = "x") -> None:
         )
 
 
-def _fits(small: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+def fits(small: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether an array of shape ``small`` broadcasts to ``shape`` without growing it."""
     if len(small) > len(shape):
         return False
     padded = (1,) * (len(shape) - len(small)) + tuple(small)
@@ -73,7 +74,7 @@ def as_mask(mask: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array 
         else:
             raise TypeError(f"{name} must be an array; got {type(mask).__name__}.")
     mshape = tuple(mask.shape)
-    if not _fits(mshape, shape):
+    if not fits(mshape, shape):
         raise ShapeMismatchError(
             f"{name} of shape {mshape} does not broadcast to the tensor's shape {shape}"
         )

@@ -133,6 +133,13 @@ def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
     return jnp.sum(a**norm, axis=axes) ** (1.0 / norm)
 
 
+def mask_shape(spec: Spec) -> tuple[int, ...]:
+    """The shape of a mask without prior: the tensor's, or keepdims (``n`` along ``dim``)."""
+    if spec.dim is None:
+        return spec.shape
+    return tuple(spec.units if i == spec.dim else 1 for i in range(len(spec.shape)))
+
+
 def unit_shape(spec: Spec) -> tuple[int, ...]:
     """The shape of one call's units: the tensor's for entries, ``(n,)`` for channels."""
     return spec.shape if spec.dim is None else (spec.units,)
@@ -182,9 +189,7 @@ def finish(spec: Spec, pruned: Array, sel: Selection, prior: Array | None) -> Ar
     if spec.dim is None:
         kept = ~pruned
         return kept if sel.alive is None else kept & sel.alive
-    shape = [1] * len(spec.shape)
-    shape[spec.dim] = spec.units
-    kept = (~pruned).reshape(shape)
+    kept = (~pruned).reshape(mask_shape(spec))
     return kept if prior is None else kept & prior
 
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _keys, _methods, _paths, _tree
+from . import _checks, _keys, _methods, _paths, _tree
 from ._typing import Array, PRNGKey, PyTree, Where
 
 
@@ -55,20 +55,13 @@ def _aligned(masks: PyTree, like: PyTree, name: str = "masks") -> list[Any]:
             raise ValueError(f"{path}: {name} has no leaf at this path.")
         m = by[path]
         m = m[...] if hasattr(m, "get_value") else m
-        if _paths.is_array(leaf) and not _fits(tuple(m.shape), tuple(leaf.shape)):
+        if _paths.is_array(leaf) and not _checks.fits(tuple(m.shape), tuple(leaf.shape)):
             raise ValueError(
                 f"{path}: {name} leaf of shape {tuple(m.shape)} does not broadcast to "
                 f"{tuple(leaf.shape)}"
             )
         out.append(m)
     return out
-
-
-def _fits(small: tuple[int, ...], shape: tuple[int, ...]) -> bool:
-    if len(small) > len(shape):
-        return False
-    padded = (1,) * (len(shape) - len(small)) + small
-    return all(s in (1, n) for s, n in zip(padded, shape))
 
 
 def _mask_tree(tree: PyTree, mask_leaves: list[Any], fill: Callable[[Array], Array]) -> PyTree:
@@ -244,18 +237,11 @@ def gradual_pruning(
 
     def init(params):
         paths, specs = plan(params)
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        masks = []
-        for spec, leaf in zip(specs, leaves):
-            if spec is None:
-                masks.append(jnp.ones((), bool))
-            elif spec.dim is None:
-                masks.append(jnp.ones(leaf.shape, bool))
-            else:
-                shape = [1] * len(spec.shape)
-                shape[spec.dim] = spec.units
-                masks.append(jnp.ones(shape, bool))
-        masks = jax.tree_util.tree_unflatten(treedef, masks)
+        treedef = jax.tree_util.tree_structure(params)
+        masks = jax.tree_util.tree_unflatten(
+            treedef,
+            [jnp.ones(() if s is None else _methods.mask_shape(s), bool) for s in specs],
+        )
         data = jnp.zeros(2, jnp.uint32) if key is None else jax.random.key_data(key)
         return GradualPruningState(
             count=jnp.zeros((), jnp.int32), key=data, masks=masks, inner=inner.init(params)
