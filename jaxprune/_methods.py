@@ -239,7 +239,26 @@ def compute_many(
         selection(spec, st, key, sc, pr, k, b)
         for spec, st, key, sc, pr, k, b in zip(specs, statics, keys, scores, priors, counts, bits)
     ]
-    pruned = [_select.lowest_k([sel.keys], [sel.alive], sel.k)[0] for sel in sels]
+    # Selections of the same shape run as one vmap-ed selection: one loop in the program for
+    # all the layers of a width, not one per layer.
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, sel in enumerate(sels):
+        groups.setdefault((sel.keys.shape, sel.keys.dtype, sel.alive is None), []).append(i)
+    pruned: list[Any] = [None] * len(sels)
+    for (_, _, no_prior), members in groups.items():
+        if len(members) == 1:
+            sel = sels[members[0]]
+            pruned[members[0]] = _select.lowest_k([sel.keys], [sel.alive], sel.k)[0]
+            continue
+        keys = jnp.stack([sels[i].keys for i in members])
+        ks = jnp.stack([sels[i].k for i in members])
+        if no_prior:
+            batch = jax.vmap(lambda kk, k: _select.lowest_k([kk], [None], k)[0])(keys, ks)
+        else:
+            alive = jnp.stack([sels[i].alive for i in members])
+            batch = jax.vmap(lambda kk, a, k: _select.lowest_k([kk], [a], k)[0])(keys, alive, ks)
+        for j, i in enumerate(members):
+            pruned[i] = batch[j]
     return [finish(spec, p, sel, pr) for spec, p, sel, pr in zip(specs, pruned, sels, priors)]
 
 
