@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.resnet50_structured
 	$(BIN)/python -m benchmarks.keep_pruned_overhead
+	$(BIN)/python -m benchmarks.seeds_vmap
 	$(BIN)/python -m benchmarks.gpt2_torch_compat
 
 clean:
