@@ -147,7 +147,7 @@ def _structured(
         prior = None if alive_c is None else alive_c.reshape(shape)
         kept = jp.random_structured(rule.key, t, k, d, default_mask=prior).reshape(-1)
         return ~kept if alive_c is None else alive_c & ~kept
-    prob = draws.default(n_alive)  # torch.rand(n), then torch.kthvalue(prob, k)
+    prob = draws.default(n_alive)  # torch's draws; the k-th smallest is found in JAX
     return _spread((units,), _at_or_below_kth(prob, np.uint32(k)), alive_c)
 
 

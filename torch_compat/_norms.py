@@ -1,4 +1,4 @@
-"""``torch.norm(t, p=n, dim=dims)`` for LnStructured, computed in JAX.
+"""The channel norms of LnStructured (what torch computes with its norm function), in JAX.
 
 Vector norms for any number ``n`` (0, inf and -inf included) and ``'fro'``; ``'fro'`` over
 more than two axes and ``'nuc'`` over anything but two axes raise the ``RuntimeError`` torch

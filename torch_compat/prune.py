@@ -26,8 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +38,9 @@ from jaxprune._errors import ShapeMismatchError
 
 from . import _masks
 from ._bridge import to_jax, to_torch
+from ._module_state import DeepCopy as _DeepCopy
+from ._module_state import Snapshot as _Snapshot
+from ._module_state import pruned_names as _pruned_names
 
 BasePruningMethod = _torch_prune.BasePruningMethod
 
@@ -268,76 +269,6 @@ _CLASSES = {
     "ln_structured": LnStructured,
     "custom_from_mask": CustomFromMask,
 }
-
-
-class _Snapshot:
-    """A module's pruning-related state, to restore it exactly after a failed call."""
-
-    def __init__(self, module: torch.nn.Module):
-        self.module = module
-        self.attrs = dict(module.__dict__)
-        self.parameters = collections.OrderedDict(module._parameters)
-        self.buffers = collections.OrderedDict(module._buffers)
-        self.non_persistent = set(module._non_persistent_buffers_set)
-        self.hooks = collections.OrderedDict(module._forward_pre_hooks)
-        self.containers = {
-            id(h): h._pruning_methods
-            for h in module._forward_pre_hooks.values()
-            if isinstance(h, _torch_prune.PruningContainer)
-        }
-
-    def restore(self) -> None:
-        m = self.module
-        m.__dict__.clear()
-        m.__dict__.update(self.attrs)
-        for live, saved in (
-            (m._parameters, self.parameters),
-            (m._buffers, self.buffers),
-            (m._forward_pre_hooks, self.hooks),
-        ):
-            live.clear()
-            live.update(saved)
-        m._non_persistent_buffers_set.clear()
-        m._non_persistent_buffers_set.update(self.non_persistent)
-        for h in self.hooks.values():
-            if id(h) in self.containers:
-                h._pruning_methods = self.containers[id(h)]
-
-
-def _pruned_names(module: torch.nn.Module) -> list[str]:
-    return [
-        h._tensor_name
-        for h in module._forward_pre_hooks.values()
-        if isinstance(h, BasePruningMethod)
-    ]
-
-
-class _DeepCopy:
-    """``copy.deepcopy`` support for a pruned module.
-
-    torch cannot deep-copy a module it pruned: the pruned attribute (``module.weight``) is a
-    non-leaf tensor, and ``Tensor.__deepcopy__`` refuses those. torch_compat stores one of
-    these objects as the module's ``__deepcopy__`` attribute: it copies the module without
-    the pruned attributes and recomputes them in the copy with its pruning hooks.
-    """
-
-    def __init__(self, module: torch.nn.Module):
-        self.module = module
-
-    def __call__(self, memo: dict) -> torch.nn.Module:
-        module = self.module
-        own = module.__dict__.pop("__deepcopy__")
-        saved = {n: module.__dict__.pop(n) for n in _pruned_names(module) if n in module.__dict__}
-        try:
-            new = copy.deepcopy(module, memo)
-        finally:
-            module.__dict__.update(saved)
-            module.__dict__["__deepcopy__"] = own
-        for hook in new._forward_pre_hooks.values():
-            if isinstance(hook, BasePruningMethod):
-                hook(new, None)
-        new.__dict__["__deepcopy__"] = _DeepCopy(new)
-        return new
 
 
 def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
