@@ -265,6 +265,19 @@ def compute_many(
 compute_jit = jax.jit(compute, static_argnums=(0, 1))
 
 
+def count_argument(
+    spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None
+) -> tuple[int | float | str | None, Any]:
+    """The ``(static_amount, k)`` pair that :func:`compute` takes for this call: the exact
+    count when it is known here, else what the program needs to compute it."""
+    k = count_to_prune(spec, amount, prior, n_alive)
+    if k is not None:
+        return None, np.uint32(k)
+    if isinstance(amount, jax.Array):
+        return "traced", amount
+    return amount, None
+
+
 def run(
     spec: Spec,
     key: Array | None,
@@ -276,9 +289,5 @@ def run(
     n_alive = None
     if prior is not None and not _checks.is_traced(prior) and not isinstance(amount, jax.Array):
         (n_alive,) = count_alive_now([spec], [prior])
-    k = count_to_prune(spec, amount, prior, n_alive)
-    if k is not None:
-        return compute_jit(spec, None, key, scores, prior, np.uint32(k))
-    if isinstance(amount, jax.Array):
-        return compute_jit(spec, "traced", key, scores, prior, amount)
-    return compute_jit(spec, amount, key, scores, prior, None)
+    static, count = count_argument(spec, amount, prior, n_alive)
+    return compute_jit(spec, static, key, scores, prior, count)

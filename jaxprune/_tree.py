@@ -12,7 +12,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import _amount, _basic, _checks, _keys, _methods, _paths, _structured, _unstructured
 from ._typing import Array, PRNGKey, PyTree, Where
@@ -177,7 +176,7 @@ def prune(
                 jobs.append((path, None, new, prior, None))
                 continue
             if name == "identity":
-                jobs.append((path, None, None, prior, None))
+                jobs.append((path, None, jnp.ones((1,) * x.ndim, bool), prior, None))
                 continue
             spec = _methods.plan(
                 name, x.shape, dim=method_kwargs.get("dim", -1), n=method_kwargs.get("n")
@@ -193,8 +192,6 @@ def prune(
     out = {}
     if name in ("identity", "custom_from_mask"):
         for path, _, new, prior, _ in jobs:
-            x = leaves[paths.index(path)]
-            new = jnp.ones((1,) * len(x.shape), bool) if new is None else new
             out[path] = new if prior is None else new & prior
     else:
         out.update(_compute_all(jobs, amount, key))
@@ -225,17 +222,10 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     specs, statics, counts = [], [], []
     for i, (path, spec, _, prior, _) in enumerate(jobs):
         with _paths.PathError(path):
-            k = _methods.count_to_prune(spec, amount, prior, n_alive.get(i))
+            static, count = _methods.count_argument(spec, amount, prior, n_alive.get(i))
         specs.append(spec)
-        if k is not None:
-            statics.append(None)
-            counts.append(np.uint32(k))
-        elif isinstance(amount, jax.Array):
-            statics.append("traced")
-            counts.append(amount)
-        else:
-            statics.append(amount)
-            counts.append(None)
+        statics.append(static)
+        counts.append(count)
     hashes = tuple(_keys.path_hash(path) for path, *_ in jobs)
     masks = _program(
         tuple(specs),
