@@ -7,8 +7,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from . import _amount, _checks, _keys, _paths, _select, _tree
+from . import _amount, _checks, _keys, _methods, _paths, _select, _tree
 from ._typing import Amount, Array, PRNGKey, PyTree, Where
 
 _METHODS = ("l1", "random")
@@ -120,10 +121,13 @@ def global_unstructured(
         n_alive = total
         concrete = [(s, p) for s, p in zip(scores, priors) if p is not None]
         if concrete:
-            n_alive = _count_alive(concrete) + sum(
-                int(s.size) for s, p in zip(scores, priors) if p is None
-            )
-        k = jnp.uint32(
+            n_alive = sum(
+                _methods.count_alive_now(
+                    [_methods.plan("l1_unstructured", tuple(s.shape)) for s, _ in concrete],
+                    [p for _, p in concrete],
+                )
+            ) + sum(int(s.size) for s, p in zip(scores, priors) if p is None)
+        k = np.uint32(
             _amount.exact_count(amount, n_alive, "unpruned entries of the selected leaves")
         )
     hashes = tuple(_keys.path_hash(p) for p in sel_paths)
@@ -131,12 +135,3 @@ def global_unstructured(
     out = dict(zip(sel_paths, new))
     result = [out[p] if p in out else priors_by_path.get(p, jnp.ones((), bool)) for p in paths]
     return jax.tree_util.tree_unflatten(treedef, result)
-
-
-@jax.jit
-def _alive_sums(pairs):
-    return [jnp.sum(jnp.broadcast_to(p, s.shape), dtype=jnp.uint32) for s, p in pairs]
-
-
-def _count_alive(pairs) -> int:
-    return sum(int(c) for c in jax.device_get(_alive_sums(pairs)))
