@@ -1,9 +1,10 @@
-"""The ``jaxprune`` command line: ``demo``, ``prune`` and ``report``.
+"""The ``jaxprune`` command line: ``demo``, ``prune``, ``report`` and ``bench``.
 
 ``jaxprune prune IN OUT --method M --amount A`` prunes a checkpoint and writes the pruned
 weights (exact zeros) to OUT, atomically, in the format OUT names; IN is never modified.
-``jaxprune report CKPT`` prints per-leaf shapes and sparsity. Errors print one line and exit
-with a non-zero status.
+``jaxprune report CKPT`` prints per-leaf shapes and sparsity. ``jaxprune bench`` runs the
+benchmark suite against torch.nn.utils.prune (``--quick`` in under a minute). Errors print one
+line and exit with a non-zero status.
 """
 
 from __future__ import annotations
@@ -68,7 +69,32 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="per-leaf shapes and sparsity of a checkpoint")
     report.add_argument("checkpoint", metavar="CKPT")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    bench = sub.add_parser("bench", help="the benchmark suite against torch.nn.utils.prune")
+    bench.add_argument("--quick", action="store_true", help="small shapes, under a minute")
+    bench.add_argument("--json", metavar="PATH", default=None, help="write every figure here")
+    bench.add_argument("--plot", metavar="PATH", default=None, help="W8 scaling plot (PNG)")
+    bench.add_argument(
+        "--only", default=None, help="comma-separated workloads to run, e.g. W2,W4 (default all)"
+    )
+    bench.add_argument("--reps", type=int, default=None, help="repetitions per measurement")
     return parser
+
+
+def _bench(args) -> None:
+    from . import _bench
+
+    only = _bench.WORKLOADS
+    if args.only:
+        only = tuple(w.strip().upper() for w in args.only.split(","))
+        unknown = [w for w in only if w not in _bench.WORKLOADS]
+        if unknown:
+            raise ValueError(f"--only: unknown workloads {unknown}; choose from W1-W8")
+    if args.reps is not None and args.reps < 1:
+        raise ValueError(f"--reps must be at least 1, got {args.reps}")
+    _bench.run(
+        quick=args.quick, only=only, reps=args.reps, json_path=args.json, plot_path=args.plot
+    )
 
 
 def _prune(args) -> None:
@@ -124,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from . import _io
 
+    commands = {"prune": _prune, "report": _report, "bench": _bench}
     try:
-        _prune(args) if args.command == "prune" else _report(args)
+        commands[args.command](args)
     except (_io.CheckpointError, TypeError, ValueError, IndexError) as e:
         print(f"jaxprune {args.command}: error: {e}", file=sys.stderr)
         return 1

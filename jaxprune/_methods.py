@@ -26,6 +26,9 @@ STRUCTURED = ("random_structured", "ln_structured")
 RANDOM = ("random_unstructured", "random_structured")
 SCORED = ("l1_unstructured", "ln_structured")
 
+#: Selections of at most this many units are batched by shape (see :func:`compute_many`).
+BATCH_LIMIT = 1 << 16
+
 
 class Spec(NamedTuple):
     """Everything static about one pruning call."""
@@ -153,6 +156,11 @@ class Selection(NamedTuple):
     k: Array
 
 
+def is_large(spec: Spec) -> bool:
+    """Whether a call selects among more than :data:`BATCH_LIMIT` units."""
+    return spec.units > BATCH_LIMIT
+
+
 def selection(
     spec: Spec,
     static_amount: int | float | str | None,
@@ -241,18 +249,26 @@ def compute_many(
     ]
     # Selections of the same shape run as one vmap-ed selection: one loop in the program for
     # all the layers of a width, not one per layer.
+    # Small selections of the same shape run as one vmap-ed selection: one loop in the
+    # program for all the layers of a width, not one per layer. Large ones run one after the
+    # other: each counting pass then reads one weight, which stays in the CPU's cache for all
+    # its passes, where a batch of weights would be read from memory on every pass (8 GPT-2
+    # blocks, l1_unstructured: 1.05 s batched, 0.34 s one at a time).
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, sel in enumerate(sels):
-        groups.setdefault((sel.keys.shape, sel.keys.dtype, sel.alive is None), []).append(i)
+        if sel.keys.size > BATCH_LIMIT:
+            groups[(i,)] = [i]
+        else:
+            groups.setdefault((sel.keys.shape, sel.keys.dtype, sel.alive is None), []).append(i)
     pruned: list[Any] = [None] * len(sels)
-    for (_, _, no_prior), members in groups.items():
+    for members in groups.values():
         if len(members) == 1:
             sel = sels[members[0]]
             pruned[members[0]] = _select.lowest_k([sel.keys], [sel.alive], sel.k)[0]
             continue
         keys = jnp.stack([sels[i].keys for i in members])
         ks = jnp.stack([sels[i].k for i in members])
-        if no_prior:
+        if sels[members[0]].alive is None:
             batch = jax.vmap(lambda kk, k: _select.lowest_k([kk], [None], k)[0])(keys, ks)
         else:
             alive = jnp.stack([sels[i].alive for i in members])

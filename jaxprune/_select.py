@@ -50,10 +50,28 @@ def order_key(scores: Array) -> Array:
     raise TypeError(f"cannot rank scores of dtype {dtype}")
 
 
+#: Booleans are counted in groups of this many along the last axis: summing a
+#: (..., _ROWS, n / _ROWS) array over its second-to-last axis in uint8 vectorizes on XLA:CPU,
+#: where ``jnp.sum(b, dtype=uint32)`` does not: on a 4M-entry weight, 0.47 ms against 3.8 ms
+#: per counting pass (32 passes per selection). Splitting only the last axis keeps every
+#: other axis, and the last one's sharding, as they are: no resharding of a sharded weight.
+_ROWS = 128
+
+
+def count_true(b: Array, dtype=jnp.uint32) -> Array:
+    """The number of True entries of a boolean array, as ``dtype``."""
+    if b.ndim and b.shape[-1] % _ROWS == 0 and b.shape[-1]:
+        rows = b.reshape(*b.shape[:-1], _ROWS, b.shape[-1] // _ROWS).astype(jnp.uint8)
+        return jnp.sum(jnp.sum(rows, axis=-2, dtype=jnp.uint8), dtype=dtype)
+    if b.size < 2**31:
+        return jnp.sum(b.astype(jnp.int32)).astype(dtype)
+    return jnp.sum(b, dtype=dtype)
+
+
 def _count(parts: Sequence[Array], dtype=jnp.uint32) -> Array:
     total = jnp.zeros((), dtype)
     for p in parts:
-        total = total + jnp.sum(p, dtype=dtype)
+        total = total + count_true(p, dtype)
     return total
 
 

@@ -52,10 +52,11 @@ MODULES = [
 ]
 
 
-# The demo and the command line's checkpoint reader are the application on top of both
-# packages (the demo shows the torch twin of its CNN pruned through torch_compat; the CLI reads
-# torch state_dicts), and import torch lazily. The library modules never import either.
-APPLICATION = ("jaxprune._demo", "jaxprune._io")
+# The demo, the command line's checkpoint reader and the benchmark suite are the application
+# on top of both packages (the demo shows the torch twin of its CNN pruned through
+# torch_compat; the CLI reads torch state_dicts; the suite measures torch beside jaxprune),
+# and import torch lazily. The library modules never import either.
+APPLICATION = ("jaxprune._demo", "jaxprune._io", "jaxprune._bench")
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if m not in APPLICATION])

@@ -73,3 +73,20 @@ def test_int_min_magnitude():
     x = jnp.array([np.iinfo(np.int32).min, np.iinfo(np.int32).max], jnp.int32)
     keys = _select.order_key(x)
     assert int(keys[0]) == 2**31 and int(keys[1]) == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    "shape", [(0,), (5,), (128,), (3, 256), (1000,), (2, 3, 384), (7, 129), (4, 1024, 4096)]
+)
+def test_count_true_matches_numpy(shape):
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.0, 0.3, 1.0):  # all True: every group of 128 sums to its uint8 limit
+        b = rng.random(shape) < density
+        got = jax.jit(_select.count_true)(jnp.asarray(b))
+        assert got.dtype == jnp.uint32 and int(got) == int(b.sum())
+
+
+def test_count_true_under_vmap():
+    b = np.random.default_rng(0).random((6, 2, 256)) < 0.5
+    got = jax.vmap(_select.count_true)(jnp.asarray(b))
+    np.testing.assert_array_equal(np.asarray(got), b.sum(axis=(1, 2)))

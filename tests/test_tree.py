@@ -217,3 +217,63 @@ def test_apply_masks_and_sparsity():
     assert jp.sparsity(out) == jp.sparsity(p, m)
     with pytest.raises(ValueError, match="masks has no leaf"):
         jp.apply_masks(p, {"Dense_0": {"kernel": m["Dense_0"]["kernel"]}})
+
+
+def test_apply_masks_donate_gives_the_same_result_and_consumes_masked_leaves():
+    k1, k2 = jax.random.split(jax.random.key(3))
+    params = {
+        "w": jax.random.normal(k1, (64, 32)),
+        "b": jnp.ones(32),
+        "v": jax.random.normal(k2, (8, 32)),
+    }
+    masks = jp.prune(params, "random_structured", key=jax.random.key(0), amount=0.5)
+    want = jp.apply_masks(params, masks)
+    copy = jax.tree.map(lambda x: x + 0, params)
+    got = jp.apply_masks(copy, masks, donate=True)
+    for k in params:
+        np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]))
+    assert copy["w"].is_deleted() and copy["v"].is_deleted()
+    assert not copy["b"].is_deleted() and got["b"] is copy["b"]  # scalar True: untouched
+    with pytest.raises(RuntimeError):
+        np.asarray(copy["w"])
+    # Inside a traced function the flag changes nothing.
+    traced = jax.jit(lambda p, m: jp.apply_masks(p, m, donate=True))(params, masks)
+    np.testing.assert_array_equal(np.asarray(traced["w"]), np.asarray(want["w"]))
+    assert not params["w"].is_deleted()
+
+
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("l1_unstructured", dict(amount=0.4)),
+        ("random_unstructured", dict(amount=0.4, key=jax.random.key(5))),
+    ],
+)
+def test_large_leaves_eager_kernels_equal_the_one_program(method, kwargs):
+    # Eagerly, selections over more than BATCH_LIMIT units run in kernels cached by shape;
+    # under jit they join one program. Same masks, same per-path keys.
+    k = jax.random.split(jax.random.key(1), 3)
+    params = {
+        "a": jax.random.normal(k[0], (300, 256)),  # 76800 units: large
+        "b": jax.random.normal(k[1], (300, 256)),
+        "c": jax.random.normal(k[2], (16, 8)),  # small: batched in the tree program
+    }
+    prior = {"a": jax.random.bernoulli(k[0], 0.8, (300, 256)), "b": True, "c": True}
+    for masks in (None, prior):
+        eager = jp.prune(params, method, masks=masks, **kwargs)
+        jitted = jax.jit(lambda p, m, method=method: jp.prune(p, method, masks=m, **kwargs))(
+            params, masks
+        )
+        for name in params:
+            np.testing.assert_array_equal(np.asarray(eager[name]), np.asarray(jitted[name]))
+        n = 300 * 256
+        alive = n if masks is None else int(np.asarray(prior["a"]).sum())
+        assert int((~np.asarray(eager["a"])).sum()) == n - alive + round(0.4 * alive)
+        if method == "random_unstructured":
+            one = jp.random_unstructured(
+                jp.leaf_key(kwargs["key"], "a"),
+                params["a"],
+                0.4,
+                default_mask=None if masks is None else masks["a"],
+            )
+            np.testing.assert_array_equal(np.asarray(eager["a"]), np.asarray(one))

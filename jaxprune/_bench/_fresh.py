@@ -1,0 +1,163 @@
+"""Workloads measured in a fresh process each (W1/W2 first calls, W6 memory, W7 rounds).
+
+A first call in a fresh process pays what a one-shot user pays: compilation (jaxprune,
+torch_compat) and the page faults of freshly allocated masks and copies (all three). Memory
+is the process's resident size above its size before the model was built, as a multiple of
+the parameter bytes; the peak is the high-water mark during the pruning call.
+
+Run by the suite as ``python -m jaxprune._bench._fresh JOB LIB SIZE`` (one JSON line out).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+from . import _measure, _models
+
+
+def _shapes(model: str, size: dict[str, int]) -> list[tuple[str, tuple[int, ...]]]:
+    if model == "resnet50":
+        return _models.resnet50_shapes(size["width"])
+    return _models.gpt2_shapes(size["blocks"], size["scale"])
+
+
+def _torch_modules(shapes: list[tuple[str, tuple[int, ...]]]) -> list[Any]:
+    import torch
+
+    torch.manual_seed(0)
+    mods = []
+    for _, shape in shapes:
+        m = torch.nn.Module()
+        m.weight = torch.nn.Parameter(torch.randn(_models.torch_shape(shape)))
+        mods.append(m)
+    return mods
+
+
+def _prune_module(lib: str):
+    if lib == "torch":
+        from torch.nn.utils import prune
+    else:
+        from torch_compat import prune
+    return prune
+
+
+def first_call(lib: str, model: str, size: dict[str, int]) -> dict[str, Any]:
+    """random_structured(0.3) masks + pruned weights, the first call of a fresh process."""
+    shapes = _shapes(model, size)
+    nbytes = 4 * sum(_models.Model.size(s) for _, s in shapes)
+    if lib == "jaxprune":
+        import jax
+
+        import jaxprune as jp
+
+        base = _measure.rss()
+        params = _models.Model(shapes, torch_side=False).params
+        key = jax.random.key(0)
+        _measure.reset_peak()
+        t0 = time.perf_counter()
+        masks = jp.prune(params, "random_structured", key=key, amount=0.3)
+        pruned = jp.apply_masks(params, masks, donate=True)
+        jax.block_until_ready((masks, pruned))
+        seconds = time.perf_counter() - t0
+        del params
+        mask_bytes = sum(m.nbytes for m in jax.tree.leaves(masks))
+    else:
+        prune = _prune_module(lib)
+        base = _measure.rss()
+        modules = _torch_modules(shapes)
+        _measure.reset_peak()
+        t0 = time.perf_counter()
+        for m in modules:
+            prune.random_structured(m, "weight", amount=0.3, dim=0)
+        seconds = time.perf_counter() - t0
+        mask_bytes = sum(m.weight_mask.nbytes for m in modules)
+    return {
+        "first_s": seconds,
+        "held_x": (_measure.rss() - base) / nbytes,
+        "peak_x": (_measure.peak() - base) / nbytes,
+        "mask_pct": 100 * mask_bytes / nbytes,
+        "nbytes": nbytes,
+    }
+
+
+def rounds(lib: str, model: str, size: dict[str, int], n_rounds: int) -> dict[str, Any]:
+    """n_rounds iterative rounds of random_structured(0.2): time per round, masks alone and
+    masks + pruned weights, and memory held after the last round."""
+    shapes = _shapes(model, size)
+    nbytes = 4 * sum(_models.Model.size(s) for _, s in shapes)
+    masks_s, both_s = [], []
+    if lib == "jaxprune":
+        import jax
+
+        import jaxprune as jp
+
+        base = _measure.rss()
+        pruned = _models.Model(shapes, torch_side=False).params
+        key = jax.random.key(0)
+        masks = None
+        for r in range(n_rounds):
+            k = jax.random.fold_in(key, r)
+            masks_s.append(
+                _measure.once(
+                    lambda k=k, p=pruned, m=masks: jp.prune(
+                        p, "random_structured", key=k, amount=0.2, masks=m
+                    )
+                )
+            )
+            t0 = time.perf_counter()
+            masks = jp.prune(pruned, "random_structured", key=k, amount=0.2, masks=masks)
+            pruned = jp.apply_masks(pruned, masks, donate=True)
+            jax.block_until_ready((masks, pruned))
+            both_s.append(time.perf_counter() - t0)
+    else:
+        import torch
+
+        prune = _prune_module(lib)
+        base = _measure.rss()
+        modules = _torch_modules(shapes)
+        for _ in range(n_rounds):
+            prev = [getattr(m, "weight_mask", None) for m in modules]
+            t0 = time.perf_counter()
+            for m in modules:
+                prune.random_structured(m, "weight", amount=0.2, dim=0)
+            both_s.append(time.perf_counter() - t0)
+            hooks = [_hook(m, prune) for m in modules]
+            t0 = time.perf_counter()
+            for m, h, p in zip(modules, hooks, prev):
+                h.compute_mask(m.weight_orig, torch.ones_like(m.weight_orig) if p is None else p)
+            masks_s.append(time.perf_counter() - t0)
+    # The first two rounds compile jaxprune's programs (without, then with prior masks).
+    return {
+        "round_masks_s": statistics.median(masks_s[2:] or masks_s),
+        "round_both_s": statistics.median(both_s[2:] or both_s),
+        "first_round_masks_s": masks_s[0],
+        "first_round_both_s": both_s[0],
+        "held_x": (_measure.rss() - base) / nbytes,
+        "nbytes": nbytes,
+    }
+
+
+def _hook(module: Any, prune: Any) -> Any:
+    from torch.nn.utils import prune as torch_prune
+
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, torch_prune.BasePruningMethod) and hook._tensor_name == "weight":
+            return hook
+    raise RuntimeError("module is not pruned")
+
+
+def main(argv: list[str]) -> None:
+    job, lib, model, size = argv[0], argv[1], argv[2], json.loads(argv[3])
+    if job == "first":
+        out = first_call(lib, model, size)
+    else:
+        out = rounds(lib, model, size, size["rounds"])
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,200 @@
+"""The benchmark suite: every workload, side by side, in one run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from . import _measure, _output, _workloads
+from ._rows import Row, Target
+
+#: Workload ids in running order (``--only`` takes these).
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+LIBS = ("jaxprune", "torch_compat", "torch")
+
+
+def _fresh(job: str, lib: str, model: str, size: dict[str, int]) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "jaxprune._bench._fresh", job, lib, model, json.dumps(size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[3:])} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fresh_rows(ctx: _workloads.Context, which: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    if "W1" in which:
+        ctx.progress("W1: first calls, one fresh process each")
+        got = {lib: _fresh("first", lib, "resnet50", {"width": ctx.resnet_width}) for lib in LIBS}
+        row = Row(
+            "w1_first",
+            ctx.label("W1"),
+            "random_structured(0.3) masks + weights, first call of a fresh process",
+            notes="compilation included (jaxprune, torch_compat)",
+        )
+        for lib in LIBS:
+            setattr(row, lib, got[lib]["first_s"])
+        rows.append(row)
+    if not which & {"W2", "W6", "W7"}:
+        return rows
+    size = {"blocks": ctx.gpt2_blocks, "scale": ctx.gpt2_scale}
+    wl = ctx.label("W2")
+    if which & {"W2", "W6"}:
+        ctx.progress("W2/W6: first calls and memory, one fresh process each")
+        got = {lib: _fresh("first", lib, "gpt2", size) for lib in LIBS}
+        nbytes = got["torch"]["nbytes"]
+        if "W2" in which:
+            row = Row(
+                "w2_first",
+                wl,
+                "random_structured(0.3) masks + weights, first call of a fresh process",
+                nbytes=nbytes,
+                memcpy_s=ctx.memcpy_s(nbytes),
+                targets=[Target("ratio>=", 0.5)],
+                notes="compilation and page faults included; target: at most 2x torch's",
+            )
+            for lib in LIBS:
+                setattr(row, lib, got[lib]["first_s"])
+            rows.append(row)
+        if "W6" in which:
+            wl6 = "W6 memory, pruning the W2 stack (random_structured 0.3)"
+            specs = (
+                (
+                    "w6_held",
+                    "held after pruning: params + masks + copies",
+                    "held_x",
+                    "x params",
+                    [],
+                ),
+                (
+                    "w6_peak",
+                    "peak while pruning (jaxprune: donate=True)",
+                    "peak_x",
+                    "x params",
+                    [Target("value<=", 1.2)],
+                ),
+                (
+                    "w6_masks",
+                    "mask bytes, percent of the parameter bytes",
+                    "mask_pct",
+                    "%",
+                    [Target("value<=", 0.1)],
+                ),
+            )
+            for wid, what, field, unit, targets in specs:
+                row = Row(wid, wl6, what, unit=unit, targets=targets)
+                for lib in LIBS:
+                    setattr(row, lib, got[lib][field])
+                rows.append(row)
+    if "W7" in which:
+        n_rounds = 4 if ctx.quick else 10
+        ctx.progress(f"W7: {n_rounds} rounds, one fresh process each")
+        got = {lib: _fresh("rounds", lib, "gpt2", dict(size, rounds=n_rounds)) for lib in LIBS}
+        nbytes = got["torch"]["nbytes"]
+        wl7 = f"W7 {n_rounds} rounds of random_structured(0.2) on the W2 stack"
+        specs = (
+            ("w7_masks", "per round: masks", "round_masks_s", "s", [Target("ratio>=", 30)]),
+            (
+                "w7_both",
+                "per round: masks + pruned weights (donated)",
+                "round_both_s",
+                "s",
+                [Target("memcpy<=", 1.5)],
+            ),
+            ("w7_held", f"held after round {n_rounds}", "held_x", "x params", []),
+        )
+        for wid, what, field, unit, targets in specs:
+            row = Row(wid, wl7, what, unit=unit, targets=targets)
+            if unit == "s":
+                row.nbytes, row.memcpy_s = nbytes, ctx.memcpy_s(nbytes)
+            for lib in LIBS:
+                setattr(row, lib, got[lib][field])
+            row.extra = {lib: got[lib] for lib in LIBS}
+            rows.append(row)
+        rows[-3].notes = "torch: the container's compute_mask for the round"
+    return rows
+
+
+def run(
+    *,
+    quick: bool = False,
+    only: tuple[str, ...] = WORKLOADS,
+    reps: int | None = None,
+    json_path: str | None = None,
+    plot_path: str | None = None,
+) -> dict[str, Any]:
+    """Run the suite, print its table, and write the JSON and the plot if asked.
+
+    Returns the JSON document: the machine, the settings, one entry per row, the memcpy
+    floors and the W8 scaling points and slopes.
+    """
+    which = set(only)
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    light = reps or (3 if quick else 10)
+    ctx = _workloads.Context(
+        quick=quick, reps=light, heavy_reps=reps or (2 if quick else 3), progress=progress
+    )
+    progress("machine and memcpy floor")
+    machine = _measure.machine()
+    rows: list[Row] = []
+    scaling = None
+    rows += _fresh_rows(ctx, which)
+    for wid, fn in (
+        ("W1", _workloads.w1_resnet50),
+        ("W2", _workloads.w2_gpt2),
+        ("W3", _workloads.w3_single),
+        ("W4", _workloads.w4_seeds),
+        ("W5", _workloads.w5_apply),
+    ):
+        if wid in which:
+            rows += fn(ctx)
+    if "W8" in which:
+        more, scaling = _workloads.w8_scaling(ctx)
+        rows += more
+    order = {w: i for i, w in enumerate(WORKLOADS)}
+    rows.sort(key=lambda r: (order[r.workload[:2]], r.id.endswith("_first") is False))
+    elapsed = time.perf_counter() - started
+    title = (
+        f"jaxprune bench{' --quick' if quick else ''}: {machine['cpu']}, "
+        f"{machine['cores']} cores, jax {machine['jax']} ({machine['backend']}), "
+        f"torch {machine.get('torch', '-')}; medians, steady state unless a row says first call"
+    )
+    notes = [
+        "ratio: torch.nn.utils.prune's figure / jaxprune's (torch_compat's where jaxprune "
+        "has none). x memcpy: jaxprune's time / one memcpy of the parameter bytes "
+        + ", ".join(
+            f"{n / 2**20:.1f} MiB: {_output.fmt(s, 's')}" for n, s in sorted(ctx.memcpy.items())
+        ),
+    ]
+    if scaling:
+        notes.append(
+            "W8 slopes of log(time) against log(params): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in scaling["slopes"].items())
+        )
+    notes.append(f"suite time {elapsed:.0f} s")
+    _output.print_table(rows, title, notes)
+    doc = {
+        "machine": machine,
+        "quick": quick,
+        "reps": {"light": ctx.reps, "heavy": ctx.heavy_reps},
+        "seconds": elapsed,
+        "memcpy_s": {str(k): v for k, v in ctx.memcpy.items()},
+        "rows": [r.to_json() for r in rows],
+        "scaling": scaling,
+    }
+    if json_path:
+        _output.write_json(json_path, doc)
+    if plot_path:
+        if scaling is None:
+            raise ValueError("--plot needs W8 (the scaling workload) in --only")
+        _output.plot(
+            plot_path, scaling, title="W8: random_structured(0.3) + weights, " + machine["cpu"]
+        )
+    return doc

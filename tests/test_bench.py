@@ -1,0 +1,164 @@
+"""The benchmark suite: the --quick run end to end (so the suite never rots), and the pieces
+its figures rest on: undoing a torch prune, ratios, targets, slopes, memory gauges."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.utils import prune
+
+from jaxprune._bench import _measure, _models, _workloads
+from jaxprune._bench._rows import Row, Target
+
+EXPECTED_ROWS = {
+    "w1_first", "w1_masks", "w1_masks_weights", "w1_remove",
+    "w2_first", "w2_rs_masks", "w2_rs", "w2_ln", "w2_l1", "w2_global",
+    "w3_512_random", "w3_512_l1", "w3_2048_random", "w3_2048_l1",
+    "w4_seeds", "w5_full", "w5_keepdims", "w5_donated",
+    "w6_held", "w6_peak", "w6_masks", "w7_masks", "w7_both", "w7_held",
+    "w8_1", "w8_2",
+}  # fmt: skip
+LIBS = ("jaxprune", "torch_compat", "torch")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "jaxprune", "bench", "--quick",
+            "--json", str(out / "bench.json"), "--plot", str(out / "scaling.png"),
+        ],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads((out / "bench.json").read_text()), out / "scaling.png"
+
+
+def test_quick_run_measures_every_workload_for_every_library(quick):
+    _, doc, _ = quick
+    rows = {r["id"]: r for r in doc["rows"]}
+    assert set(rows) == EXPECTED_ROWS
+    for r in rows.values():
+        libs = ("torch_compat", "torch") if r["id"] == "w1_remove" else LIBS
+        if r["id"].startswith("w5"):
+            libs = ("jaxprune", "torch")
+        for lib in libs:
+            assert math.isfinite(r[lib]) and r[lib] > 0, (r["id"], lib, r[lib])
+        assert r["ratio"] == pytest.approx(r["torch"] / (r["jaxprune"] or r["torch_compat"]))
+        for t in r["targets"]:
+            assert t["met"] in (True, False)
+    # Memory rows: torch keeps weight_orig, a full float mask and the weight; jaxprune's
+    # structured masks are one byte per channel.
+    assert rows["w6_masks"]["torch"] == pytest.approx(100.0)
+    assert rows["w6_masks"]["jaxprune"] < 1.0
+    assert doc["quick"] is True and doc["machine"]["cores"] >= 1
+    assert set(doc["scaling"]["slopes"]) == set(LIBS)
+
+
+def test_quick_run_prints_the_table_and_progress_and_writes_the_plot(quick):
+    proc, _, png = quick
+    for column in ("workload", "jaxprune", "torch_compat", "torch.nn.utils.prune", "ratio"):
+        assert column in proc.stdout
+    assert "x memcpy" in proc.stdout
+    assert "W8 slopes" in proc.stdout
+    assert "W7:" in proc.stderr and "W2:" in proc.stderr  # progress while it runs
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--only", "W9"], "unknown workloads"), (["--reps", "0"], "--reps must be at least 1")],
+)
+def test_bad_options_fail_with_one_line(args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxprune", "bench", "--quick", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unprune_restores_the_original_weight_without_a_copy():
+    torch.manual_seed(0)
+    m = torch.nn.Linear(6, 4)
+    before = m.weight.detach().clone()
+    prune.random_structured(m, "weight", amount=0.5, dim=0)
+    orig = m.weight_orig
+    _models.unprune(m)
+    assert not prune.is_pruned(m)
+    assert m.weight is orig and isinstance(m.weight, torch.nn.Parameter)
+    assert torch.equal(m.weight, before)
+    assert set(dict(m.named_buffers())) == set() and not m._forward_pre_hooks
+    prune.l1_unstructured(m, "weight", amount=0.5)  # prunable again
+    assert int((m.weight_mask == 0).sum()) == 12
+
+
+def test_models_share_values_between_layouts():
+    model = _models.Model(_models.resnet50_shapes(4) + _models.gpt2_shapes(1, 16))
+    assert len(model.modules) == len(model.shapes)
+    for (name, shape), m in zip(model.shapes, model.modules):
+        kernel = np.asarray(model.params[name]["kernel"])
+        assert m.weight.shape == _models.torch_shape(shape)
+        axes = (3, 2, 0, 1) if len(shape) == 4 else (1, 0)
+        np.testing.assert_array_equal(m.weight.detach().numpy(), kernel.transpose(axes))
+    assert model.n_params == sum(int(np.prod(s)) for _, s in model.shapes)
+    sub = model.subset(3)
+    assert sub.modules == model.modules[:3] and list(sub.params) == [n for n, _ in sub.shapes]
+
+
+def test_resnet50_and_gpt2_shapes_are_the_issue_s():
+    shapes = _models.resnet50_shapes()
+    assert len(shapes) == 54
+    assert sum(int(np.prod(s)) for _, s in shapes) == 25_502_912
+    gpt2 = _models.gpt2_shapes(24)
+    assert len(gpt2) == 96 and sum(int(np.prod(s)) for _, s in gpt2) == 301_989_888
+
+
+def test_ratio_memcpy_multiple_and_targets():
+    row = Row("x", "W", "what", jaxprune=0.5, torch_compat=1.0, torch=20.0, memcpy_s=0.25)
+    row.targets = [Target("ratio>=", 30), Target("memcpy<=", 2), Target("value<=", 0.4)]
+    assert row.ratio == 40.0 and row.x_memcpy == 2.0
+    assert row.verdicts() == [True, True, False]
+    no_jax = Row("y", "W", "what", torch_compat=2.0, torch=4.0, targets=[Target("ratio>=", 3)])
+    assert no_jax.ratio == 2.0 and no_jax.x_memcpy is None and no_jax.verdicts() == [False]
+    memory = Row("z", "W", "what", unit="x params", jaxprune=1.0, memcpy_s=1.0)
+    assert memory.x_memcpy is None
+    assert json.loads(json.dumps(row.to_json()))["targets"][0]["met"] is True
+
+
+def test_slopes_of_power_laws():
+    params = [1e6, 1e7, 1e8]
+    points = {
+        "params": params,
+        "jaxprune": [3e-9 * p for p in params],
+        "torch_compat": [1e-12 * p**1.5 for p in params],
+        "torch": [0.1, 0.1, 0.1],
+    }
+    got = _workloads.slopes(points)
+    assert got["jaxprune"] == pytest.approx(1.0)
+    assert got["torch_compat"] == pytest.approx(1.5)
+    assert got["torch"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_peak_gauge_sees_an_allocation_and_resets():
+    _measure.reset_peak()
+    start = _measure.peak()
+    block = np.ones(64 * 2**20, np.uint8)  # touched: 64 MiB resident
+    assert _measure.peak() - start >= 60 * 2**20
+    del block
+    _measure.reset_peak()
+    assert _measure.peak() < start + 32 * 2**20
+
+
+def test_median_time_runs_setup_outside_the_clock_and_counts_calls():
+    calls = []
+    seconds = _measure.median_time(lambda: calls.append("fn"), 3, warmup=2,
+                                   setup=lambda: calls.append("setup"))  # fmt: skip
+    assert calls == ["setup", "fn"] * 5
+    assert 0 <= seconds < 1
+    assert _measure.memcpy_time(1 << 20, 3) > 0
