@@ -68,6 +68,13 @@ def count_true(b: Array, dtype=jnp.uint32) -> Array:
     return jnp.sum(b, dtype=dtype)
 
 
+#: Selections over at least this many units first bracket the k-th key from a sample
+#: (:func:`_bracket`); smaller ones bisect the whole range in a loop of fixed length.
+BRACKET_MIN = 1 << 20
+_STRIDE = 8
+_Z = 6.0
+
+
 def _count(parts: Sequence[Array], dtype=jnp.uint32) -> Array:
     total = jnp.zeros((), dtype)
     for p in parts:
@@ -90,7 +97,92 @@ def _lowest_k_sorted(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
     return out
 
 
-def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) -> list[Array]:
+def _kth_pair(keys: Sequence[Array], alive: Sequence[Array], r1: Array, r2: Array, cdt):
+    """The r1-th and r2-th lowest alive keys (1-based), by one bisection loop for both."""
+    kdtype = keys[0].dtype
+
+    def step(_, state):
+        lo1, hi1, lo2, hi2 = state
+        mid1 = lo1 + (hi1 - lo1) // 2
+        mid2 = lo2 + (hi2 - lo2) // 2
+        ok1 = _count([a & (kk <= mid1) for kk, a in zip(keys, alive)], cdt) >= r1
+        ok2 = _count([a & (kk <= mid2) for kk, a in zip(keys, alive)], cdt) >= r2
+        return (
+            jnp.where(ok1, lo1, mid1 + 1),
+            jnp.where(ok1, mid1, hi1),
+            jnp.where(ok2, lo2, mid2 + 1),
+            jnp.where(ok2, mid2, hi2),
+        )
+
+    zero = jnp.zeros((), kdtype)
+    top = jnp.array(jnp.iinfo(kdtype).max, kdtype)
+    out = lax.fori_loop(0, 8 * jnp.dtype(kdtype).itemsize, step, (zero, top, zero, top))
+    return out[0], out[2]
+
+
+def _sample(x: Array) -> Array:
+    """Every _STRIDE-th entry along the first and the last axis (every _STRIDE**2-th of a
+    vector): a strided view that keeps every other axis, and so any sharding, as it is."""
+    if x.ndim == 0:
+        return x
+    index = [slice(None)] * x.ndim
+    if x.ndim == 1:
+        index[0] = slice(None, None, _STRIDE * _STRIDE)
+    else:
+        index[0] = slice(None, None, _STRIDE)
+        index[-1] = slice(None, None, _STRIDE)
+    return x[tuple(index)]
+
+
+def _bracket(
+    keys: Sequence[Array], alive: Sequence[Array | None], k: Array, n_alive: Array, cdt
+) -> tuple[Array, Array, Array, Array]:
+    """Bounds of the k-th lowest alive key and the counts there: ``(lo, hi, count(< lo),
+    count(<= hi))``, from a sample of about one unit in 64: the sample's ranks ``k/n`` of the
+    way through, widened by ``_Z`` standard deviations of a binomial rank. One counting pass
+    checks them; when the k-th key is outside (about once in 10**9 draws for random scores;
+    more often for scores with few distinct values) the bounds are the whole range. Either
+    way the result is exact: the bounds only save bisection steps (about 32 -> 20 for 4M
+    normal scores)."""
+    kdtype = keys[0].dtype
+    top = jnp.array(jnp.iinfo(kdtype).max, kdtype)
+    zero = jnp.zeros((), kdtype)
+    s_keys = [_sample(kk) for kk in keys]
+    s_alive = [
+        jnp.ones(sk.shape, bool) if a is None else _sample(a) for sk, a in zip(s_keys, alive)
+    ]
+    n_sample = _count(s_alive, cdt).astype(jnp.float32)
+    q = k.astype(jnp.float32) / jnp.maximum(n_alive.astype(jnp.float32), 1.0)
+    mean = q * n_sample
+    sd = jnp.sqrt(n_sample * q * (1.0 - q)) + 1.0
+    r_lo = jnp.floor(mean - _Z * sd)
+    r_hi = jnp.ceil(mean + _Z * sd) + 1.0
+    top_rank = jnp.maximum(n_sample, 1.0)
+    lo, hi = _kth_pair(
+        s_keys,
+        s_alive,
+        jnp.clip(r_lo, 1.0, top_rank).astype(cdt),
+        jnp.clip(r_hi, 1.0, top_rank).astype(cdt),
+        cdt,
+    )
+    lo = jnp.where(r_lo < 1.0, zero, lo)
+    hi = jnp.where(r_hi > n_sample, top, hi)
+    below = _count([_where_alive(a, kk < lo) for kk, a in zip(keys, alive)], cdt)
+    upto = _count([_where_alive(a, kk <= hi) for kk, a in zip(keys, alive)], cdt)
+    ok = (below < k) & (upto >= k)
+    return (
+        jnp.where(ok, lo, zero),
+        jnp.where(ok, hi, top),
+        jnp.where(ok, below, jnp.zeros((), cdt)),
+        jnp.where(ok, upto, n_alive),
+    )
+
+
+def _where_alive(a: Array | None, cond: Array) -> Array:
+    return cond if a is None else a & cond
+
+
+def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
     kdtype = keys[0].dtype
     nbits = 8 * jnp.dtype(kdtype).itemsize
     total = sum(kk.size for kk in keys)
@@ -99,40 +191,53 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
     k = k.astype(cdt)
 
     def count_le(v):
-        return _count([a & (kk <= v) for kk, a in zip(keys, alive)], cdt)
+        return _count([_where_alive(a, kk <= v) for kk, a in zip(keys, alive)], cdt)
 
-    def value_step(_, lohi):
-        lo, hi = lohi
+    # The loop keeps the counts at both ends of the interval: count(< lo) and count(<= hi).
+    def value_step(_, state):
+        lo, hi, c_lo, c_hi = state
         mid = lo + (hi - lo) // 2
-        enough = count_le(mid) >= k
-        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+        c = count_le(mid)
+        enough = c >= k
+        return (
+            jnp.where(enough, lo, mid + 1),
+            jnp.where(enough, mid, hi),
+            jnp.where(enough, c_lo, c),
+            jnp.where(enough, c, c_hi),
+        )
 
-    lo0 = jnp.zeros((), kdtype)
-    hi0 = jnp.array(jnp.iinfo(kdtype).max, kdtype)
-    v, _ = lax.fori_loop(0, nbits, value_step, (lo0, hi0))
+    n_alive = jnp.asarray(sum(kk.size for kk, a in zip(keys, alive) if a is None), cdt)
+    n_alive = n_alive + _count([a for a in alive if a is not None], cdt)
+    zero = jnp.zeros((), kdtype)
+    top = jnp.array(jnp.iinfo(kdtype).max, kdtype)
+    if total < BRACKET_MIN:
+        start = (zero, top, jnp.zeros((), cdt), n_alive)
+        v, _, c_lo, c_hi = lax.fori_loop(0, nbits, value_step, start)
+    else:
+        start = _bracket(keys, alive, k, n_alive, cdt)
+        v, _, c_lo, c_hi = lax.while_loop(
+            lambda state: state[0] < state[1], lambda state: value_step(0, state), start
+        )
+    take = k - c_lo  # how many units scored v to prune, lowest positions first
+    n_ties = c_hi - c_lo
 
-    less = [a & (kk < v) for kk, a in zip(keys, alive)]
-    ties = [a & (kk == v) for kk, a in zip(keys, alive)]
-    take = k - _count(less, cdt)  # how many tied units to prune, lowest positions first
-    n_ties = _count(ties, cdt)
-
-    offsets, start = [], 0
+    offsets, at = [], 0
     for kk in keys:
-        offsets.append(start)
-        start += kk.size
-    positions = [
-        jnp.arange(kk.size, dtype=cdt).reshape(kk.shape) + jnp.asarray(off, cdt)
-        for kk, off in zip(keys, offsets)
-    ]
+        offsets.append(at)
+        at += kk.size
+
+    def positions(i):
+        kk = keys[i]
+        return jnp.arange(kk.size, dtype=cdt).reshape(kk.shape) + jnp.asarray(offsets[i], cdt)
 
     def cutoff():
-        def count_before(j):
-            return _count([t & (p < j) for t, p in zip(ties, positions)], cdt)
+        ties = [_where_alive(a, kk == v) for kk, a in zip(keys, alive)]
 
         def step(_, lohi):
             lo, hi = lohi
             mid = lo + (hi - lo) // 2
-            enough = count_before(mid) >= take
+            before = _count([t & (positions(i) < mid) for i, t in enumerate(ties)], cdt)
+            enough = before >= take
             return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
         steps = max(1, int(total).bit_length())
@@ -145,7 +250,10 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
         lambda: jnp.where(take == 0, jnp.asarray(0, cdt), jnp.asarray(total, cdt)),
         cutoff,
     )
-    return [lt | (t & (p < j)) for lt, t, p in zip(less, ties, positions)]
+    return [
+        _where_alive(a, (kk < v) | ((kk == v) & (positions(i) < j)))
+        for i, (kk, a) in enumerate(zip(keys, alive))
+    ]
 
 
 def lowest_k(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
@@ -161,10 +269,7 @@ def lowest_k(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> 
         One boolean array per input, shaped like its keys.
     """
     keys = list(keys)
-    alive = [
-        jnp.ones(kk.shape, bool) if a is None else jnp.broadcast_to(a, kk.shape)
-        for kk, a in zip(keys, alive)
-    ]
+    alive = [None if a is None else jnp.broadcast_to(a, kk.shape) for kk, a in zip(keys, alive)]
     k = jnp.asarray(k, jnp.uint32)
     total = sum(kk.size for kk in keys)
     if total >= 2**32 and not jax.config.jax_enable_x64:
@@ -175,6 +280,7 @@ def lowest_k(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> 
     if total == 0:
         return [jnp.zeros(kk.shape, bool) for kk in keys]
     if total <= SORT_LIMIT:
+        alive = [jnp.ones(kk.shape, bool) if a is None else a for kk, a in zip(keys, alive)]
         return _lowest_k_sorted(keys, alive, k)
     return _lowest_k_bisect(keys, alive, k)
 

@@ -90,3 +90,47 @@ def test_count_true_under_vmap():
     b = np.random.default_rng(0).random((6, 2, 256)) < 0.5
     got = jax.vmap(_select.count_true)(jnp.asarray(b))
     np.testing.assert_array_equal(np.asarray(got), b.sum(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("nvalues", [2, 7, 5000, 1 << 31])
+def test_sample_bracketed_path_matches_reference(monkeypatch, nvalues):
+    # Every selection goes through the sample bracket here (it starts at 2**20 units).
+    monkeypatch.setattr(_select, "BRACKET_MIN", 1)
+    rng = np.random.default_rng(nvalues)
+    shapes = [(301,), (64, 96), (3, 40, 24)]
+    fn = jax.jit(_select._lowest_k_bisect)
+    for trial in range(8):
+        keys = [_keys(rng, s, nvalues) for s in shapes]
+        alive = [rng.random(s) < 0.8 for s in shapes]
+        if trial % 2:
+            alive[1] = None  # every unit of this one alive
+        if trial == 3:
+            keys[1] = np.sort(keys[1], axis=None).reshape(shapes[1])  # a biased sample
+        flat_keys = np.concatenate([k.ravel() for k in keys])
+        flat_alive = np.concatenate(
+            [np.ones(k.size, bool) if a is None else a.ravel() for k, a in zip(keys, alive)]
+        )
+        n_alive = int(flat_alive.sum())
+        for k in (0, 1, int(rng.integers(0, n_alive + 1)), n_alive):
+            expected = ref_lowest(flat_keys, flat_alive, k)
+            got = fn(
+                [jnp.asarray(x) for x in keys],
+                [None if a is None else jnp.asarray(a) for a in alive],
+                jnp.uint32(k),
+            )
+            np.testing.assert_array_equal(np.concatenate([np.ravel(g) for g in got]), expected)
+
+
+def test_bracket_is_tight_and_its_counts_exact_on_a_large_weight():
+    x = jax.random.normal(jax.random.key(0), (1024, 2048))
+    keys = _select.order_key(x)
+    n = keys.size
+    k = jnp.uint32(n // 2)
+    lo, hi, below, upto = jax.jit(
+        lambda kk: _select._bracket([kk], [None], k, jnp.uint32(n), jnp.uint32)
+    )(keys)
+    host = np.asarray(keys)
+    assert int(below) == int((host < lo).sum()) < n // 2 <= int(upto) == int((host <= hi).sum())
+    assert int(upto) - int(below) < n // 20  # the bracket holds under 5% of the units
+    (out,) = _select.lowest_k([keys], [None], k)  # 2**21 units: the bracketed path
+    np.testing.assert_array_equal(np.asarray(out).ravel(), ref_lowest(host, True, n // 2))
