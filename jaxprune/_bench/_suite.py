@@ -178,6 +178,14 @@ def run(
             "W8 slopes of log(time) against log(params): "
             + ", ".join(f"{k} {v:.2f}" for k, v in scaling["slopes"].items())
         )
+    firsts = [
+        f"{r.id} {_output.fmt(r.extra['jaxprune_first_s'], 's')}"
+        for r in rows
+        if "jaxprune_first_s" in r.extra
+    ]
+    notes.append(
+        "jaxprune's first call in this process (compilation included): " + ", ".join(firsts)
+    )
     notes.append(f"suite time {elapsed:.0f} s")
     _output.print_table(rows, title, notes)
     doc = {

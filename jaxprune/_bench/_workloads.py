@@ -306,7 +306,7 @@ def w3_single(ctx: Context) -> list[Row]:
                     f"{method} masks + pruned weights",
                     jax_call,
                     torch_call,
-                    ctx.reps,
+                    ctx.heavy_reps,
                 )
             )
     return rows
