@@ -26,9 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.resnet50_structured
+	$(BIN)/python -m jaxprune bench --json benchmarks/results.json --plot benchmarks/scaling.png
 	$(BIN)/python -m benchmarks.keep_pruned_overhead
-	$(BIN)/python -m benchmarks.seeds_vmap
 	$(BIN)/python -m benchmarks.gpt2_torch_compat
 
 clean:

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small shapes, under a minute")
     bench.add_argument("--json", metavar="PATH", default=None, help="write every figure here")
     bench.add_argument("--plot", metavar="PATH", default=None, help="W8 scaling plot (PNG)")
+    bench.add_argument("--markdown", metavar="PATH", default=None, help="the table as markdown")
     bench.add_argument(
         "--only", default=None, help="comma-separated workloads to run, e.g. W2,W4 (default all)"
     )
@@ -93,7 +94,12 @@ def _bench(args) -> None:
     if args.reps is not None and args.reps < 1:
         raise ValueError(f"--reps must be at least 1, got {args.reps}")
     _bench.run(
-        quick=args.quick, only=only, reps=args.reps, json_path=args.json, plot_path=args.plot
+        quick=args.quick,
+        only=only,
+        reps=args.reps,
+        json_path=args.json,
+        plot_path=args.plot,
+        markdown_path=args.markdown,
     )
 
 

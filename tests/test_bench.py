@@ -32,15 +32,16 @@ def quick(tmp_path_factory):
         [
             sys.executable, "-m", "jaxprune", "bench", "--quick",
             "--json", str(out / "bench.json"), "--plot", str(out / "scaling.png"),
+            "--markdown", str(out / "bench.md"),
         ],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, json.loads((out / "bench.json").read_text()), out / "scaling.png"
+    return proc, json.loads((out / "bench.json").read_text()), out / "scaling.png", out / "bench.md"
 
 
 def test_quick_run_measures_every_workload_for_every_library(quick):
-    _, doc, _ = quick
+    _, doc, _, _ = quick
     rows = {r["id"]: r for r in doc["rows"]}
     assert set(rows) == EXPECTED_ROWS
     for r in rows.values():
@@ -61,13 +62,16 @@ def test_quick_run_measures_every_workload_for_every_library(quick):
 
 
 def test_quick_run_prints_the_table_and_progress_and_writes_the_plot(quick):
-    proc, _, png = quick
+    proc, doc, png, md = quick
     for column in ("workload", "jaxprune", "torch_compat", "torch.nn.utils.prune", "ratio"):
         assert column in proc.stdout
     assert "x memcpy" in proc.stdout
     assert "W8 slopes" in proc.stdout
     assert "W7:" in proc.stderr and "W2:" in proc.stderr  # progress while it runs
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    table = [line for line in md.read_text().splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| workload | what | jaxprune | torch_compat | torch |")
+    assert len(table) == 2 + len(doc["rows"])  # the header and its rule
 
 
 @pytest.mark.parametrize(

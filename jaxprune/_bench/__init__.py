@@ -1,7 +1,7 @@
 """The benchmark suite behind ``jaxprune bench``: jaxprune, torch_compat and
 torch.nn.utils.prune side by side on the same shapes, in one run.
 
-Workloads W1-W8 (see ``benchmarks/README.md`` for what each measures), medians after
+Workloads W1-W8 (``benchmarks/RESULTS.md`` says what each measures), medians after
 warm-up, compile time and first calls apart, peak memory, each time also as a multiple of a
 memcpy of the same bytes. Needs torch (``pip install 'jaxprune[torch]'``); ``--plot`` needs
 matplotlib and the table needs rich.

@@ -1,4 +1,5 @@
-"""Workloads measured in a fresh process each (W1/W2 first calls, W6 memory, W7 rounds).
+"""Workloads measured in a fresh process each (W1/W2 first calls, W6 memory, W7 rounds,
+torch's side of W2's global pruning).
 
 A first call in a fresh process pays what a one-shot user pays: compilation (jaxprune,
 torch_compat) and the page faults of freshly allocated masks and copies (all three). Memory
@@ -141,6 +142,33 @@ def rounds(lib: str, model: str, size: dict[str, int], n_rounds: int) -> dict[st
     }
 
 
+def global_l1(lib: str, model: str, size: dict[str, int], reps: int) -> dict[str, Any]:
+    """torch's global_unstructured L1 0.5 over every weight: its first call and the median
+    of ``reps`` more after undoing it (in a process of its own: torch's peak is about ten
+    times the parameter bytes)."""
+    shapes = _shapes(model, size)
+    nbytes = 4 * sum(_models.Model.size(s) for _, s in shapes)
+    prune = _prune_module(lib)
+    base = _measure.rss()
+    modules = _torch_modules(shapes)
+    params = [(m, "weight") for m in modules]
+
+    def run():
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=0.5)
+
+    _measure.reset_peak()
+    first = _measure.once(run)
+    peak = _measure.peak()
+    steady = _measure.median_time(run, reps, warmup=0, setup=lambda: _models.unprune_all(modules))
+    return {
+        "first_s": first,
+        "steady_s": steady,
+        "peak_x": (peak - base) / nbytes,
+        "pruned": sum(int((m.weight_mask == 0).sum()) for m in modules),
+        "nbytes": nbytes,
+    }
+
+
 def _hook(module: Any, prune: Any) -> Any:
     from torch.nn.utils import prune as torch_prune
 
@@ -154,6 +182,8 @@ def main(argv: list[str]) -> None:
     job, lib, model, size = argv[0], argv[1], argv[2], json.loads(argv[3])
     if job == "first":
         out = first_call(lib, model, size)
+    elif job == "global":
+        out = global_l1(lib, model, size, size["reps"])
     else:
         out = rounds(lib, model, size, size["rounds"])
     print(json.dumps(out))

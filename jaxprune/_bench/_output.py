@@ -64,6 +64,30 @@ def table(rows: list[Row], title: str) -> Any:
     return t
 
 
+def markdown(rows: list[Row]) -> str:
+    """The table as GitHub markdown."""
+    lines = [
+        "| workload | what | jaxprune | torch_compat | torch | ratio | x memcpy | target |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    last = None
+    for row in rows:
+        ratio = row.ratio
+        cells = [
+            row.workload if row.workload != last else "",
+            row.what,
+            fmt(row.jaxprune, row.unit),
+            fmt(row.torch_compat, row.unit),
+            fmt(row.torch, row.unit),
+            "-" if ratio is None else f"{ratio:.3g}x",
+            "-" if row.x_memcpy is None else f"{row.x_memcpy:.2f}",
+            _verdict(row),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+        last = row.workload
+    return "\n".join(lines) + "\n"
+
+
 def print_table(rows: list[Row], title: str, notes: list[str]) -> None:
     from rich.console import Console
 

@@ -28,7 +28,9 @@ def _fresh_rows(ctx: _workloads.Context, which: set[str]) -> list[Row]:
     rows: list[Row] = []
     if "W1" in which:
         ctx.progress("W1: first calls, one fresh process each")
-        got = {lib: _fresh("first", lib, "resnet50", {"width": ctx.resnet_width}) for lib in LIBS}
+        got = {
+            lib: ctx.fresh("first", lib, "resnet50", {"width": ctx.resnet_width}) for lib in LIBS
+        }
         row = Row(
             "w1_first",
             ctx.label("W1"),
@@ -44,7 +46,7 @@ def _fresh_rows(ctx: _workloads.Context, which: set[str]) -> list[Row]:
     wl = ctx.label("W2")
     if which & {"W2", "W6"}:
         ctx.progress("W2/W6: first calls and memory, one fresh process each")
-        got = {lib: _fresh("first", lib, "gpt2", size) for lib in LIBS}
+        got = {lib: ctx.fresh("first", lib, "gpt2", size) for lib in LIBS}
         nbytes = got["torch"]["nbytes"]
         if "W2" in which:
             row = Row(
@@ -125,8 +127,10 @@ def run(
     reps: int | None = None,
     json_path: str | None = None,
     plot_path: str | None = None,
+    markdown_path: str | None = None,
 ) -> dict[str, Any]:
-    """Run the suite, print its table, and write the JSON and the plot if asked.
+    """Run the suite, print its table, and write the JSON, the plot and a markdown copy of
+    the table if asked.
 
     Returns the JSON document: the machine, the settings, one entry per row, the memcpy
     floors and the W8 scaling points and slopes.
@@ -139,7 +143,11 @@ def run(
 
     light = reps or (3 if quick else 10)
     ctx = _workloads.Context(
-        quick=quick, reps=light, heavy_reps=reps or (2 if quick else 3), progress=progress
+        quick=quick,
+        reps=light,
+        heavy_reps=reps or (2 if quick else 3),
+        progress=progress,
+        fresh=_fresh,
     )
     progress("machine and memcpy floor")
     machine = _measure.machine()
@@ -199,6 +207,9 @@ def run(
     }
     if json_path:
         _output.write_json(json_path, doc)
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(f"{title}\n\n" + _output.markdown(rows) + "\n" + "\n\n".join(notes) + "\n")
     if plot_path:
         if scaling is None:
             raise ValueError("--plot needs W8 (the scaling workload) in --only")
