@@ -16,7 +16,7 @@ from jaxprune._bench._rows import Row, Target
 
 EXPECTED_ROWS = {
     "w1_first", "w1_masks", "w1_masks_weights", "w1_remove",
-    "w2_first", "w2_rs_masks", "w2_rs", "w2_ln", "w2_l1", "w2_global",
+    "w2_first", "w2_first_cached", "w2_rs_masks", "w2_rs", "w2_ln", "w2_l1", "w2_global",
     "w3_512_random", "w3_512_l1", "w3_2048_random", "w3_2048_l1",
     "w4_seeds", "w5_full", "w5_keepdims", "w5_donated",
     "w6_held", "w6_peak", "w6_masks", "w7_masks", "w7_both", "w7_held",
