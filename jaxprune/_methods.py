@@ -70,10 +70,16 @@ def alive_units(spec: Spec, prior: Array | None) -> Array | None:
         return None
     if spec.dim is None:
         return jnp.broadcast_to(prior, spec.shape)
-    axes = tuple(i for i in range(len(spec.shape)) if i != spec.dim)
+    ndim = len(spec.shape)
+    others = [i for i in range(ndim) if i != spec.dim]
     # Over a zero-size axis `any` is False, as torch's `sum != 0` is.
-    full = jnp.broadcast_to(prior, spec.shape)
-    return jnp.any(full, axis=axes)
+    if any(spec.shape[i] == 0 for i in others):
+        return jnp.zeros((spec.units,), bool)
+    # Reduce only the axes the prior really has: a keepdims prior is read as it is, never
+    # broadcast to the weight's shape (`any` over a broadcast axis is the value itself).
+    p = jnp.reshape(prior, (1,) * (ndim - jnp.ndim(prior)) + tuple(jnp.shape(prior)))
+    p = jnp.any(p, axis=tuple(i for i in others if p.shape[i] != 1), keepdims=True)
+    return jnp.broadcast_to(p.reshape(p.shape[spec.dim]), (spec.units,))
 
 
 @functools.partial(jax.jit, static_argnums=0)
