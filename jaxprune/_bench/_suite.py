@@ -179,6 +179,9 @@ def run(
     )
     progress("machine and memcpy floor")
     machine = _measure.machine()
+    # Steady state means that each library's allocator reuses what the last repetition
+    # freed (the fresh-process jobs keep the default allocator).
+    machine["malloc_keeps_freed_memory"] = _measure.keep_freed_memory()
     rows: list[Row] = []
     scaling = None
     rows += _fresh_rows(ctx, which)
