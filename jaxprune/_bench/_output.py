@@ -31,6 +31,27 @@ def _verdict(row: Row) -> str:
     return "; ".join(parts)
 
 
+def _cells(rows: list[Row]) -> list[list[str]]:
+    """The table's cells, row by row (a workload is named on its first row only)."""
+    out, last = [], None
+    for row in rows:
+        ratio = row.ratio
+        out.append(
+            [
+                row.workload if row.workload != last else "",
+                row.what,
+                fmt(row.jaxprune, row.unit),
+                fmt(row.torch_compat, row.unit),
+                fmt(row.torch, row.unit),
+                "-" if ratio is None else f"{ratio:.3g}x",
+                "-" if row.x_memcpy is None else f"{row.x_memcpy:.2f}",
+                _verdict(row),
+            ]
+        )
+        last = row.workload
+    return out
+
+
 def table(rows: list[Row], title: str) -> Any:
     """A ``rich.table.Table`` of the rows."""
     from rich.table import Table
@@ -47,20 +68,8 @@ def table(rows: list[Row], title: str) -> Any:
         ("target", "left"),
     ):
         t.add_column(name, justify=justify)
-    last = None
-    for row in rows:
-        ratio = row.ratio
-        t.add_row(
-            row.workload if row.workload != last else "",
-            row.what,
-            fmt(row.jaxprune, row.unit),
-            fmt(row.torch_compat, row.unit),
-            fmt(row.torch, row.unit),
-            "-" if ratio is None else f"{ratio:.3g}x",
-            "-" if row.x_memcpy is None else f"{row.x_memcpy:.2f}",
-            _verdict(row),
-        )
-        last = row.workload
+    for cells in _cells(rows):
+        t.add_row(*cells)
     return t
 
 
@@ -70,21 +79,7 @@ def markdown(rows: list[Row]) -> str:
         "| workload | what | jaxprune | torch_compat | torch | ratio | x memcpy | target |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    last = None
-    for row in rows:
-        ratio = row.ratio
-        cells = [
-            row.workload if row.workload != last else "",
-            row.what,
-            fmt(row.jaxprune, row.unit),
-            fmt(row.torch_compat, row.unit),
-            fmt(row.torch, row.unit),
-            "-" if ratio is None else f"{ratio:.3g}x",
-            "-" if row.x_memcpy is None else f"{row.x_memcpy:.2f}",
-            _verdict(row),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-        last = row.workload
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(rows)]
     return "\n".join(lines) + "\n"
 
 
