@@ -83,15 +83,16 @@ def alive_units(spec: Spec, prior: Array | None) -> Array | None:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _count_alive(specs: tuple[Spec, ...], priors: list[Array]) -> list[Array]:
-    return [jnp.sum(alive_units(s, p), dtype=jnp.uint32) for s, p in zip(specs, priors)]
+def _count_alive(specs: tuple[Spec, ...], priors: list[Array]) -> Array:
+    return jnp.stack([jnp.sum(alive_units(s, p), dtype=jnp.uint32) for s, p in zip(specs, priors)])
 
 
 def count_alive_now(specs: list[Spec], priors: list[Array]) -> list[int]:
-    """Count the unpruned units of concrete priors, all in one program (one host sync)."""
+    """Count the unpruned units of concrete priors, all in one program and one array (one
+    host transfer, not one per leaf)."""
     if not specs:
         return []
-    return [int(c) for c in jax.device_get(_count_alive(tuple(specs), list(priors)))]
+    return [int(c) for c in np.asarray(_count_alive(tuple(specs), list(priors)))]
 
 
 def count_to_prune(
