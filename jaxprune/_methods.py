@@ -254,16 +254,14 @@ def compute_many(
         selection(spec, st, key, sc, pr, k, b)
         for spec, st, key, sc, pr, k, b in zip(specs, statics, keys, scores, priors, counts, bits)
     ]
-    # Selections of the same shape run as one vmap-ed selection: one loop in the program for
-    # all the layers of a width, not one per layer.
     # Small selections of the same shape run as one vmap-ed selection: one loop in the
     # program for all the layers of a width, not one per layer. Large ones run one after the
     # other: each counting pass then reads one weight, which stays in the CPU's cache for all
     # its passes, where a batch of weights would be read from memory on every pass (8 GPT-2
     # blocks, l1_unstructured: 1.05 s batched, 0.34 s one at a time).
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, sel in enumerate(sels):
-        if sel.keys.size > BATCH_LIMIT:
+    for i, (spec, sel) in enumerate(zip(specs, sels)):
+        if is_large(spec):
             groups[(i,)] = [i]
         else:
             groups.setdefault((sel.keys.shape, sel.keys.dtype, sel.alive is None), []).append(i)

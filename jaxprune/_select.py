@@ -97,22 +97,27 @@ def _lowest_k_sorted(keys: Sequence[Array], alive: Sequence[Array], k: Array) ->
     return out
 
 
+def _halve(lo: Array, hi: Array, count, target: Array) -> tuple[Array, Array, Array, Array]:
+    """One bisection step for the smallest ``v`` in ``[lo, hi]`` with ``count(v) >= target``:
+    the new bounds, the count at the midpoint and whether it reached the target there."""
+    mid = lo + (hi - lo) // 2
+    c = count(mid)
+    ok = c >= target
+    return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi), c, ok
+
+
 def _kth_pair(keys: Sequence[Array], alive: Sequence[Array], r1: Array, r2: Array, cdt):
     """The r1-th and r2-th lowest alive keys (1-based), by one bisection loop for both."""
     kdtype = keys[0].dtype
 
+    def count_le(v):
+        return _count([a & (kk <= v) for kk, a in zip(keys, alive)], cdt)
+
     def step(_, state):
         lo1, hi1, lo2, hi2 = state
-        mid1 = lo1 + (hi1 - lo1) // 2
-        mid2 = lo2 + (hi2 - lo2) // 2
-        ok1 = _count([a & (kk <= mid1) for kk, a in zip(keys, alive)], cdt) >= r1
-        ok2 = _count([a & (kk <= mid2) for kk, a in zip(keys, alive)], cdt) >= r2
-        return (
-            jnp.where(ok1, lo1, mid1 + 1),
-            jnp.where(ok1, mid1, hi1),
-            jnp.where(ok2, lo2, mid2 + 1),
-            jnp.where(ok2, mid2, hi2),
-        )
+        lo1, hi1, _, _ = _halve(lo1, hi1, count_le, r1)
+        lo2, hi2, _, _ = _halve(lo2, hi2, count_le, r2)
+        return lo1, hi1, lo2, hi2
 
     zero = jnp.zeros((), kdtype)
     top = jnp.array(jnp.iinfo(kdtype).max, kdtype)
@@ -196,15 +201,8 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array | None], k: Ar
     # The loop keeps the counts at both ends of the interval: count(< lo) and count(<= hi).
     def value_step(_, state):
         lo, hi, c_lo, c_hi = state
-        mid = lo + (hi - lo) // 2
-        c = count_le(mid)
-        enough = c >= k
-        return (
-            jnp.where(enough, lo, mid + 1),
-            jnp.where(enough, mid, hi),
-            jnp.where(enough, c_lo, c),
-            jnp.where(enough, c, c_hi),
-        )
+        lo, hi, c, enough = _halve(lo, hi, count_le, k)
+        return lo, hi, jnp.where(enough, c_lo, c), jnp.where(enough, c, c_hi)
 
     n_alive = jnp.asarray(sum(kk.size for kk, a in zip(keys, alive) if a is None), cdt)
     n_alive = n_alive + _count([a for a in alive if a is not None], cdt)
@@ -233,12 +231,12 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array | None], k: Ar
     def cutoff():
         ties = [_where_alive(a, kk == v) for kk, a in zip(keys, alive)]
 
+        def count_before(j):
+            return _count([t & (positions(i) < j) for i, t in enumerate(ties)], cdt)
+
         def step(_, lohi):
-            lo, hi = lohi
-            mid = lo + (hi - lo) // 2
-            before = _count([t & (positions(i) < mid) for i, t in enumerate(ties)], cdt)
-            enough = before >= take
-            return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+            lo, hi, _, _ = _halve(*lohi, count_before, take)
+            return lo, hi
 
         steps = max(1, int(total).bit_length())
         j, _ = lax.fori_loop(0, steps, step, (jnp.asarray(0, cdt), jnp.asarray(total, cdt)))
