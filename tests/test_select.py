@@ -39,6 +39,23 @@ def test_several_arrays_order_by_array_then_position():
         assert out[1].tolist() == [[False, True], [False, False]]
 
 
+def test_tie_cut_at_every_count_across_arrays_of_every_rank():
+    # Few distinct keys: the cut falls among tied units in every array, in the middle of a
+    # row, at a row's end, on a scalar, and on an array whose ties are all dead.
+    rng = np.random.default_rng(3)
+    shapes = [(), (5,), (3, 4), (2, 1, 3), (4, 2)]
+    keys = [_keys(rng, s, 2) for s in shapes]
+    alive = [rng.random(s) < 0.75 for s in shapes]
+    alive[4] = np.zeros((4, 2), bool)
+    flat_keys = np.concatenate([np.ravel(k) for k in keys])
+    flat_alive = np.concatenate([np.ravel(a) for a in alive])
+    fn = jax.jit(_select._lowest_k_bisect)
+    for k in range(int(flat_alive.sum()) + 1):
+        got = fn([jnp.asarray(x) for x in keys], [jnp.asarray(a) for a in alive], jnp.uint32(k))
+        flat = np.concatenate([np.ravel(g) for g in got])
+        np.testing.assert_array_equal(flat, ref_lowest(flat_keys, flat_alive, k), err_msg=f"k={k}")
+
+
 def test_large_input_uses_bisection_and_is_exact():
     rng = np.random.default_rng(0)
     keys = _keys(rng, (300, 200), 5000)  # many ties
@@ -76,11 +93,11 @@ def test_int_min_magnitude():
 
 
 @pytest.mark.parametrize(
-    "shape", [(0,), (5,), (128,), (3, 256), (1000,), (2, 3, 384), (7, 129), (4, 1024, 4096)]
+    "shape", [(0,), (5,), (128,), (3, 256), (1000,), (2, 3, 384), (7, 129), (4, 1024, 4096), (3, 1031), (2, 96, 1000)]
 )
 def test_count_true_matches_numpy(shape):
     rng = np.random.default_rng(sum(shape))
-    for density in (0.0, 0.3, 1.0):  # all True: every group of 128 sums to its uint8 limit
+    for density in (0.0, 0.3, 1.0):  # all True: every group sums to its limit
         b = rng.random(shape) < density
         got = jax.jit(_select.count_true)(jnp.asarray(b))
         assert got.dtype == jnp.uint32 and int(got) == int(b.sum())
