@@ -18,9 +18,7 @@ _METHODS = ("l1", "random")
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 7))
 def _program(method, static_amount, hashes, key, scores, priors, k, shardings):
     if method == "l1":
-        keys = [_select.order_key(s) for s in scores]
-        if any(kk.dtype == jnp.uint64 for kk in keys):
-            keys = [kk.astype(jnp.uint64) for kk in keys]
+        keys = list(scores)  # ordered by magnitude (_select.order_key)
     else:
         keys = [
             _select.random_keys(jax.random.fold_in(key, h), s.shape) for h, s in zip(hashes, scores)

@@ -158,7 +158,7 @@ def unit_shape(spec: Spec) -> tuple[int, ...]:
 class Selection(NamedTuple):
     """One call's selection problem: keys per unit, which units are alive, how many go."""
 
-    keys: Array
+    keys: Array  # scores ordered by their _select.order_key, or random bits
     alive: Array | None
     k: Array
 
@@ -193,9 +193,9 @@ def selection(
     if spec.method in RANDOM:
         keys = _select.random_keys(key, unit_shape(spec)) if bits is None else bits
     elif spec.method == "l1_unstructured":
-        keys = _select.order_key(scores)
+        keys = scores
     else:
-        keys = _select.order_key(channel_norms(scores, spec.norm, spec.dim))
+        keys = channel_norms(scores, spec.norm, spec.dim)
     return Selection(keys, alive, jnp.asarray(k, jnp.uint32))
 
 

@@ -51,6 +51,52 @@ def order_key(scores: Array) -> Array:
     raise TypeError(f"cannot rank scores of dtype {dtype}")
 
 
+class _Keys:
+    """The order keys of one array of scores (see :func:`order_key`), as comparisons.
+
+    Keys of floats are never stored: comparing ``|x|`` with the float a key stands for is
+    as cheap as comparing the key, and the 4 bytes per unit of a stored key array (1.2 GB
+    for GPT-2-medium) cost more to write and to page in than the passes that read it.
+    Other scores (integers; random bits, which are keys already) are mapped once.
+    """
+
+    def __init__(self, scores: Array, kdtype):
+        self.kdtype = jnp.dtype(kdtype)
+        self.implicit = bool(jnp.issubdtype(scores.dtype, jnp.floating))
+        self.data = scores if self.implicit else order_key(scores).astype(kdtype)
+        self.shape, self.size, self.ndim = scores.shape, scores.size, scores.ndim
+        if self.implicit:
+            wide = self.kdtype.itemsize == 8
+            self._float = jnp.float64 if wide else jnp.float32
+            self._inf = jnp.array(0x7FF0000000000000 if wide else 0x7F800000, kdtype)
+            self._nan = order_key(jnp.array(jnp.nan, self._float))
+
+    def le(self, v: Array) -> Array:
+        """Whether each key is at most ``v``."""
+        if not self.implicit:
+            return self.data <= v
+        bound = lax.bitcast_convert_type(jnp.minimum(v, self._inf), self._float)
+        x = self.data.astype(self._float)
+        return (v >= self._nan) | ((x <= bound) & (x >= -bound))
+
+    def lt(self, v: Array) -> Array:
+        """Whether each key is below ``v``."""
+        return self.data < v if not self.implicit else (v > 0) & self.le(v - 1)
+
+    def eq(self, v: Array) -> Array:
+        """Whether each key is ``v``."""
+        return self.data == v if not self.implicit else self.le(v) & ~self.lt(v)
+
+    def value(self) -> Array:
+        """The keys themselves."""
+        return order_key(self.data).astype(self.kdtype) if self.implicit else self.data
+
+    def sample(self) -> Array:
+        """The keys of a strided sample (:func:`_sample`)."""
+        part = _sample(self.data)
+        return order_key(part).astype(self.kdtype) if self.implicit else part
+
+
 #: Booleans are summed in groups of at most this many entries along the last axis. XLA:CPU
 #: fuses a reduction over 32 or fewer entries with the comparison that produces them; a longer
 #: one becomes a tree of reduce-windows that first writes every boolean out as a byte and reads
@@ -77,6 +123,13 @@ def _sum_groups(x: Array, dtype) -> Array:
     if g == 1:
         return x.astype(dtype)
     return jnp.sum(x.astype(dtype).reshape(*x.shape[:-1], g, n // g), axis=-2, dtype=dtype)
+
+
+def _min_groups(x: Array) -> Array:
+    """Minima of the entries of ``x`` in groups of up to ``_GROUP`` along the last axis."""
+    n = x.shape[-1]
+    g = _group(n)
+    return x if g == 1 else jnp.min(x.reshape(*x.shape[:-1], g, n // g), axis=-2)
 
 
 def count_true(b: Array, dtype=jnp.uint32) -> Array:
@@ -185,7 +238,7 @@ def _sample(x: Array) -> Array:
 
 
 def _bracket(
-    keys: Sequence[Array], alive: Sequence[Array | None], k: Array, n_alive: Array, cdt
+    keys: Sequence[_Keys], alive: Sequence[Array | None], k: Array, n_alive: Array, cdt
 ) -> tuple[Array, Array, Array, Array]:
     """Bounds of the k-th lowest alive key and the counts there: ``(lo, hi, count(< lo),
     count(<= hi))``, from a sample of about one unit in 64: the sample's ranks ``k/n`` of the
@@ -194,10 +247,10 @@ def _bracket(
     more often for scores with few distinct values) the bounds are the whole range. Either
     way the result is exact: the bounds only save bisection steps (about 32 -> 20 for 4M
     normal scores)."""
-    kdtype = keys[0].dtype
+    kdtype = keys[0].kdtype
     top = jnp.array(jnp.iinfo(kdtype).max, kdtype)
     zero = jnp.zeros((), kdtype)
-    s_keys = [_sample(kk) for kk in keys]
+    s_keys = [kk.sample() for kk in keys]
     s_alive = [
         jnp.ones(sk.shape, bool) if a is None else _sample(a) for sk, a in zip(s_keys, alive)
     ]
@@ -218,8 +271,8 @@ def _bracket(
     lo = jnp.where(r_lo < 1.0, zero, lo)
     hi = jnp.where(r_hi > n_sample, top, hi)
     below, upto = _count_two(
-        [_where_alive(a, kk < lo) for kk, a in zip(keys, alive)],
-        [_where_alive(a, kk <= hi) for kk, a in zip(keys, alive)],
+        [_where_alive(a, kk.lt(lo)) for kk, a in zip(keys, alive)],
+        [_where_alive(a, kk.le(hi)) for kk, a in zip(keys, alive)],
         cdt,
     )
     ok = (below < k) & (upto >= k)
@@ -233,63 +286,173 @@ def _bracket(
 
 #: A narrowing round puts its two pivots this many binomial standard deviations either side
 #: of the interpolated k-th key.
-_Z_ROUND = 4.0
+_Z_ROUND = 2.5
+
+#: What a narrowing round does (see :func:`_narrow`), and how many end games one selection
+#: tries at most.
+_INTERPOLATE, _THIRDS, _ENDGAME, _CHECK = 0, 1, 2, 3
+_ENDGAMES = 3
+
+#: Above this many units in all, the candidates of the end game are minima over groups of
+#: 32 * 32 entries rather than 32 (fewer values to select from afterwards).
+_TWO_LEVELS = 1 << 26
+
+
+def _endgame(
+    keys: Sequence[_Keys], alive: Sequence[Array | None], state, k: Array, cdt
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """One pass that takes, per group of entries, the least key in ``[lo, hi]``.
+
+    When as many groups hold one as there are units in the interval, no group holds two: the
+    minima are all the candidates, and the k-th key is found among them without touching the
+    arrays again. Failing that, the k-th key lies between the least candidate and the k-th
+    least minimum (the minima are a subset of the units); when those are equal, that is the
+    key (every unit of the interval ties there, as scores with few distinct values do).
+
+    Returns ``(found, v, count(< v), count(<= v), bound, hidden)``. When ``found`` only by the
+    tie, ``count(<= v)`` is ``c_hi``, which may exceed it (the caller only tells "all tied
+    units go" from it, and counts them again otherwise). When not ``found``, ``v`` is the
+    least key in the interval, a new ``lo`` (``count(< v)`` is still ``c_lo``); ``bound``, the
+    k-th least minimum, is at or above the k-th key, and at it or a candidate or two above
+    when ``hidden`` (the units that share a group with a lesser one) is small.
+    """
+    lo, hi, c_lo, c_hi = state[:4]
+    kdtype = keys[0].kdtype
+    width = hi - lo
+    minima = []
+    for kk, al in zip(keys, alive):
+        key = kk.value()
+        offsets = jnp.where(_where_alive(al, (key >= lo) & (key <= hi)), key - lo, width + 1)
+        minima.append(_min_groups(offsets.reshape(-1) if offsets.ndim == 0 else offsets))
+    if sum(kk.size for kk in keys) > _TWO_LEVELS:
+        # Fused into the pass, a second level of minima runs at a third of the speed (so
+        # do 32-bit sums; 8- and 16-bit ones do not slow down): it runs apart, on 1/32 of
+        # the entries.
+        minima = [_min_groups(m) for m in lax.optimization_barrier(minima)]
+    cand = jnp.concatenate([m.reshape(-1) for m in minima])
+    hidden = (c_hi - c_lo) - count_true(cand <= width, cdt)  # units sharing a group
+    distinct = hidden == 0
+
+    def count_le(t):
+        return count_true(cand <= t, cdt)
+
+    need = k - c_lo
+    v, _ = lax.while_loop(
+        lambda lohi: lohi[0] < lohi[1],
+        lambda lohi: _halve(*lohi, count_le, need)[:2],
+        (jnp.zeros((), kdtype), width),
+    )
+    least = jnp.min(cand)
+    tied = least == v
+    found = distinct | tied
+    below = jnp.where(distinct, c_lo + count_true(cand < v, cdt), c_lo)
+    upto = jnp.where(distinct, c_lo + count_le(v), c_hi)
+    return found, lo + jnp.where(found, v, least), below, upto, lo + v, hidden
 
 
 def _narrow(
-    keys: Sequence[Array], alive: Sequence[Array | None], k: Array, start, cdt
+    keys: Sequence[_Keys],
+    alive: Sequence[Array | None],
+    k: Array,
+    start,
+    cdt,
 ) -> tuple[Array, Array, Array]:
     """The k-th lowest alive key ``v`` and the counts ``(count(< v), count(<= v))``, from a
     bracket ``(lo, hi, count(< lo), count(<= hi))`` that holds it.
 
     Each round counts at two pivots in one pass (:func:`_count_two`) and keeps the part of
-    the interval between them that holds the k-th key. The pivots sit either side of where
-    the k-th key falls if the keys inside the interval are spread evenly (they nearly are in
-    a narrow bracket of a smooth distribution: within one binary exponent, float keys are
-    linear in the value), ``_Z_ROUND`` binomial deviations apart. An interval of ``m`` units
-    then shrinks to about ``8 sqrt(m)``: 800k units -> 7k -> 700 -> ... A round that fails to
-    halve the interval (keys far from even: few distinct values, clusters) is followed by one
-    with pivots at a third and two thirds of it, so no input takes more rounds than about
-    twice the bits of the key.
+    the interval that holds the k-th key. The pivots sit ``_Z_ROUND`` binomial deviations
+    either side of where the k-th key falls if the units inside the interval are spread
+    evenly over its values (keys of floats are interpolated as the floats they stand for,
+    others as integers), which they nearly are in a narrow bracket of a
+    smooth distribution. An interval of ``m`` units then shrinks to about ``5 sqrt(m)``:
+    800k units -> 2k -> 100. A round that fails to halve the interval (units far from even:
+    few distinct values, clusters) is followed by one with pivots at a third and two thirds
+    of it, so no input takes more than about twice the rounds of a bisection. Once few units
+    are left, :func:`_endgame` usually finds the key in one more pass.
     """
-    kdtype = keys[0].dtype
+    kdtype = keys[0].kdtype
     big = float(jnp.iinfo(kdtype).max)
+    total = sum(kk.size for kk in keys)
+    floats = all(kk.implicit for kk in keys) and kdtype == jnp.uint32
 
     def counts(a_, b_):
         return _count_two(
-            [_where_alive(al, kk <= a_) for kk, al in zip(keys, alive)],
-            [_where_alive(al, kk <= b_) for kk, al in zip(keys, alive)],
+            [_where_alive(al, kk.le(a_)) for kk, al in zip(keys, alive)],
+            [_where_alive(al, kk.le(b_)) for kk, al in zip(keys, alive)],
             cdt,
         )
 
-    def offset(x: Array, width: Array) -> Array:
-        x = jnp.clip(jnp.floor(x), 0.0, big)
-        return jnp.minimum(x.astype(kdtype), width - 1)
-
-    def body(state):
-        lo, hi, c_lo, c_hi, even = state
+    def pivot(lo: Array, hi: Array, frac: Array, spaced_by_value: Array | bool) -> Array:
+        """The key ``frac`` of the way from ``lo`` to ``hi``, within ``[lo, hi - 1]``."""
         width = hi - lo
-        w = width.astype(jnp.float32)
+        steps = jnp.clip(jnp.floor(width.astype(jnp.float32) * frac), 0.0, big)
+        by_key = lo + jnp.minimum(steps.astype(kdtype), width - 1)
+        if not floats:
+            return by_key
+        v_lo = lax.bitcast_convert_type(lo, jnp.float32)
+        v_hi = lax.bitcast_convert_type(hi, jnp.float32)
+        value = v_lo + (v_hi - v_lo) * jnp.clip(frac, 0.0, 1.0)
+        by_value = jnp.clip(lax.bitcast_convert_type(value, kdtype), lo, hi - 1)
+        return jnp.where(spaced_by_value & jnp.isfinite(v_hi), by_value, by_key)
+
+    def split(state):
+        lo, hi, c_lo, c_hi, mode, tries, bound = state
+        width = hi - lo
         units = (c_hi - c_lo).astype(jnp.float32)
-        need = (k - c_lo).astype(jnp.float32)  # the k-th key is the need-th in the interval
+        need = (k - c_lo).astype(jnp.float32)  # the k-th key is the need-th in here
         p = need / units
-        guess = w * p
-        spread = _Z_ROUND * jnp.sqrt(units * p * (1.0 - p)) * w / units + 1.0
-        a = lo + jnp.where(even, offset(guess - spread, width), offset(w / 3.0, width))
-        b = lo + jnp.where(even, offset(guess + spread, width), offset(w * 2.0 / 3.0, width))
+        spread = _Z_ROUND * jnp.sqrt(units * p * (1.0 - p)) + 1.0
+        a = pivot(lo, hi, (need - spread) / units, True)
+        b = pivot(lo, hi, (need + spread) / units, True)
+        thirds = mode == _THIRDS
+        a = jnp.where(thirds, pivot(lo, hi, 1 / 3, False), a)
+        b = jnp.where(thirds, pivot(lo, hi, 2 / 3, False), b)
+        check = mode == _CHECK  # is the end game's bound the key?
+        a = jnp.where(check, jnp.clip(bound - 1, lo, hi - 1), a)
+        b = jnp.where(check, jnp.clip(bound, lo, hi - 1), b)
         b = jnp.maximum(a, b)
         c_a, c_b = counts(a, b)
         in_first, in_second = c_a >= k, c_b >= k
-        new_lo = jnp.where(in_first, lo, jnp.where(in_second, a + 1, b + 1))
-        new_hi = jnp.where(in_first, a, jnp.where(in_second, b, hi))
-        new_c_lo = jnp.where(in_first, c_lo, jnp.where(in_second, c_a, c_b))
-        new_c_hi = jnp.where(in_first, c_a, jnp.where(in_second, c_b, c_hi))
-        halved = (new_hi - new_lo) <= width // 2
-        return new_lo, new_hi, new_c_lo, new_c_hi, halved
+        lo_ = jnp.where(in_first, lo, jnp.where(in_second, a + 1, b + 1))
+        hi_ = jnp.where(in_first, a, jnp.where(in_second, b, hi))
+        c_lo_ = jnp.where(in_first, c_lo, jnp.where(in_second, c_a, c_b))
+        c_hi_ = jnp.where(in_first, c_a, jnp.where(in_second, c_b, c_hi))
+        halved = (hi_ - lo_) <= width // 2
+        few_left = (c_hi_ - c_lo_ <= few) & (tries < _ENDGAMES)
+        # A first failure to halve may be a run of tied keys, which the end game settles.
+        stuck = ~halved & (tries == 0) & (mode == _INTERPOLATE)
+        next_mode = jnp.where(
+            (few_left | stuck) & (hi_ - lo_ < whole),
+            _ENDGAME,
+            jnp.where(halved | (mode != _INTERPOLATE), _INTERPOLATE, _THIRDS),
+        )
+        return lo_, hi_, c_lo_, c_hi_, jnp.asarray(next_mode, jnp.int32), tries, bound
+
+    def endgame(state):
+        lo, hi, c_lo, c_hi, _, tries, _ = state
+        found, v, below, upto, bound, hidden = _endgame(keys, alive, state, k, cdt)
+        return (
+            v,
+            jnp.where(found, v, hi),
+            below,
+            jnp.where(found, upto, c_hi),
+            jnp.where(hidden <= 2, _CHECK, _THIRDS).astype(jnp.int32),
+            tries + 1,
+            bound,
+        )
+
+    groups = total // (_GROUP ** (2 if total > _TWO_LEVELS else 1))
+    few = max(8, math.isqrt(groups // 16))  # two of that many share a group: p ~ 1/32
+    whole = jnp.array(jnp.iinfo(kdtype).max, kdtype)  # the end game's offsets need width + 1
 
     lo, hi, c_lo, c_hi = start
-    v, _, c_lo, c_hi, _ = lax.while_loop(
-        lambda state: state[0] < state[1], body, (lo, hi, c_lo, c_hi, jnp.array(True))
+    ready = (c_hi - c_lo <= few) & (hi - lo < whole)
+    mode = jnp.where(ready, _ENDGAME, _INTERPOLATE).astype(jnp.int32)
+    v, _, c_lo, c_hi, _, _, _ = lax.while_loop(
+        lambda state: state[0] < state[1],
+        lambda state: lax.cond(state[4] == _ENDGAME, endgame, split, state),
+        (lo, hi, c_lo, c_hi, mode, jnp.zeros((), jnp.int32), hi),
     )
     return v, c_lo, c_hi
 
@@ -298,16 +461,16 @@ def _where_alive(a: Array | None, cond: Array) -> Array:
     return cond if a is None else a & cond
 
 
-def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
-    kdtype = keys[0].dtype
-    nbits = 8 * jnp.dtype(kdtype).itemsize
+def _lowest_k_bisect(keys: Sequence[_Keys], alive: Sequence[Array | None], k: Array) -> list[Array]:
+    kdtype = keys[0].kdtype
+    nbits = 8 * kdtype.itemsize
     total = sum(kk.size for kk in keys)
     # Counts and positions are unsigned 32-bit up to 2**32 - 1 units, 64-bit beyond (x64).
     cdt = jnp.uint32 if total < 2**32 else jnp.uint64
     k = k.astype(cdt)
 
     def count_le(v):
-        return _count([_where_alive(a, kk <= v) for kk, a in zip(keys, alive)], cdt)
+        return _count([_where_alive(a, kk.le(v)) for kk, a in zip(keys, alive)], cdt)
 
     # The loop keeps the counts at both ends of the interval: count(< lo) and count(<= hi).
     def value_step(_, state):
@@ -335,7 +498,7 @@ def _lowest_k_bisect(keys: Sequence[Array], alive: Sequence[Array | None], k: Ar
         lambda: _tie_ends(keys, alive, v, take, cdt),
     )
     return [
-        _where_alive(a, (kk < v) | ((kk == v) & (_positions(kk.shape, cdt) < j)))
+        _where_alive(a, kk.lt(v) | (kk.eq(v) & (_positions(kk.shape, cdt) < j)))
         for kk, a, j in zip(keys, alive, ends)
     ]
 
@@ -359,7 +522,7 @@ def _first_reaching(counts: Array, target: Array) -> tuple[Array, Array]:
 
 
 def _tie_ends(
-    keys: Sequence[Array], alive: Sequence[Array | None], v: Array, take: Array, cdt
+    keys: Sequence[_Keys], alive: Sequence[Array | None], v: Array, take: Array, cdt
 ) -> list[Array]:
     """Per array, the flat position below which its units keyed ``v`` are pruned, so that
     the first ``take`` such units in position order (arrays in order) go.
@@ -369,7 +532,7 @@ def _tie_ends(
     over positions, which would take a pass over everything per bit of the position."""
     row_counts = []
     for kk, a in zip(keys, alive):
-        tie = _as_rows(_where_alive(a, kk == v))
+        tie = _as_rows(_where_alive(a, kk.eq(v)))
         row_counts.append(
             jnp.sum(_sum_groups(_sum_groups(tie, jnp.uint8), jnp.uint16), axis=-1, dtype=cdt)
         )
@@ -379,7 +542,7 @@ def _tie_ends(
     for kk, a, counts, n_before, n_here in zip(keys, alive, row_counts, before, per_array):
         t = jnp.clip(take.astype(cdt), n_before, n_before + n_here) - n_before
         row, in_rows_before = _first_reaching(counts, t)
-        tie = _as_rows(_where_alive(a, kk == v))
+        tie = _as_rows(_where_alive(a, kk.eq(v)))
         width = tie.shape[1]
         line = lax.dynamic_index_in_dim(tie, jnp.minimum(row, tie.shape[0] - 1), keepdims=False)
         col, _ = _first_reaching(line.astype(cdt), t - in_rows_before)
@@ -389,33 +552,38 @@ def _tie_ends(
     return ends
 
 
-def lowest_k(keys: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
-    """Boolean masks of the ``k`` alive units with the lowest keys (True = selected).
+def lowest_k(scores: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
+    """Boolean masks of the ``k`` alive units with the lowest order keys (True = selected).
 
     Args:
-        keys: unsigned-integer arrays of one dtype (see :func:`order_key`).
+        scores: arrays ordered by their :func:`order_key`: floats and integers by magnitude,
+            NaN last; unsigned integers (random bits) as they are.
         alive: for each array, a boolean array broadcastable to it (or None: all alive); only
             alive units are counted and selected.
         k: number of units to select in all; must not exceed the number of alive units.
 
     Returns:
-        One boolean array per input, shaped like its keys.
+        One boolean array per input, shaped like it.
     """
-    keys = list(keys)
-    alive = [None if a is None else jnp.broadcast_to(a, kk.shape) for kk, a in zip(keys, alive)]
+    scores = list(scores)
+    alive = [None if a is None else jnp.broadcast_to(a, s.shape) for s, a in zip(scores, alive)]
     k = jnp.asarray(k, jnp.uint32)
-    total = sum(kk.size for kk in keys)
+    total = sum(s.size for s in scores)
     if total >= 2**32 and not jax.config.jax_enable_x64:
         raise ValueError(
             f"a selection over {total} units needs 64-bit counters: enable "
             "jax.config.update('jax_enable_x64', True) (up to 2**32 - 1 units work without)"
         )
     if total == 0:
-        return [jnp.zeros(kk.shape, bool) for kk in keys]
+        return [jnp.zeros(s.shape, bool) for s in scores]
+    wide = any(jnp.dtype(s.dtype).itemsize == 8 for s in scores)
+    kdtype = jnp.uint64 if wide else jnp.uint32
     if total <= SORT_LIMIT:
-        alive = [jnp.ones(kk.shape, bool) if a is None else a for kk, a in zip(keys, alive)]
-        return _lowest_k_sorted(keys, alive, k)
-    return _lowest_k_bisect(keys, alive, k)
+        alive = [jnp.ones(s.shape, bool) if a is None else a for s, a in zip(scores, alive)]
+        return _lowest_k_sorted([order_key(s).astype(kdtype) for s in scores], alive, k)
+    if not all(jnp.issubdtype(s.dtype, jnp.floating) for s in scores):
+        scores = [order_key(s) for s in scores]  # one kind of keys for all: stored ones
+    return _lowest_k_bisect([_Keys(s, kdtype) for s in scores], alive, k)
 
 
 def random_keys(key: jax.Array, shape: tuple[int, ...]) -> Array:

@@ -11,6 +11,15 @@ def _keys(rng, shape, nvalues):
     return rng.integers(0, nvalues, size=shape, dtype=np.uint32)
 
 
+def _bisect(scores, alive, k):
+    """The counting path of lowest_k, whatever the size."""
+    wide = any(jnp.dtype(s.dtype).itemsize == 8 for s in scores)
+    kdtype = jnp.uint64 if wide else jnp.uint32
+    keys = [_select._Keys(s, kdtype) for s in scores]
+    alive = [None if a is None else jnp.broadcast_to(a, s.shape) for s, a in zip(scores, alive)]
+    return _select._lowest_k_bisect(keys, alive, k)
+
+
 @pytest.mark.parametrize("nvalues", [2, 7, 1 << 31])
 @pytest.mark.parametrize("shape", [(1,), (9,), (13, 7), (4, 5, 6)])
 def test_sorted_and_bisect_paths_match_reference(nvalues, shape):
@@ -23,7 +32,7 @@ def test_sorted_and_bisect_paths_match_reference(nvalues, shape):
         expected = ref_lowest(keys, alive, k).reshape(shape)
         kk, aa = jnp.asarray(keys), jnp.asarray(alive)
         (sorted_,) = _select._lowest_k_sorted([kk], [aa], jnp.uint32(k))
-        (bisect,) = jax.jit(_select._lowest_k_bisect)([kk], [aa], jnp.uint32(k))
+        (bisect,) = jax.jit(_bisect)([kk], [aa], jnp.uint32(k))
         np.testing.assert_array_equal(np.asarray(sorted_), expected)
         np.testing.assert_array_equal(np.asarray(bisect), expected)
         assert int(bisect.sum()) == k
@@ -32,7 +41,7 @@ def test_sorted_and_bisect_paths_match_reference(nvalues, shape):
 def test_several_arrays_order_by_array_then_position():
     a = jnp.array([3, 1, 1], jnp.uint32)
     b = jnp.array([[1, 0], [1, 5]], jnp.uint32)
-    for fn in (_select._lowest_k_sorted, _select._lowest_k_bisect):
+    for fn in (_select._lowest_k_sorted, _bisect):
         out = fn([a, b], [jnp.ones(3, bool), jnp.ones((2, 2), bool)], jnp.uint32(3))
         # Values 0 (b[0,1]), then the 1s by position: a[1], a[2] before b[0,0].
         assert out[0].tolist() == [False, True, True]
@@ -49,7 +58,7 @@ def test_tie_cut_at_every_count_across_arrays_of_every_rank():
     alive[4] = np.zeros((4, 2), bool)
     flat_keys = np.concatenate([np.ravel(k) for k in keys])
     flat_alive = np.concatenate([np.ravel(a) for a in alive])
-    fn = jax.jit(_select._lowest_k_bisect)
+    fn = jax.jit(_bisect)
     for k in range(int(flat_alive.sum()) + 1):
         got = fn([jnp.asarray(x) for x in keys], [jnp.asarray(a) for a in alive], jnp.uint32(k))
         flat = np.concatenate([np.ravel(g) for g in got])
@@ -93,7 +102,19 @@ def test_int_min_magnitude():
 
 
 @pytest.mark.parametrize(
-    "shape", [(0,), (5,), (128,), (3, 256), (1000,), (2, 3, 384), (7, 129), (4, 1024, 4096), (3, 1031), (2, 96, 1000)]
+    "shape",
+    [
+        (0,),
+        (5,),
+        (128,),
+        (3, 256),
+        (1000,),
+        (2, 3, 384),
+        (7, 129),
+        (4, 1024, 4096),
+        (3, 1031),
+        (2, 96, 1000),
+    ],
 )
 def test_count_true_matches_numpy(shape):
     rng = np.random.default_rng(sum(shape))
@@ -115,7 +136,7 @@ def test_sample_bracketed_path_matches_reference(monkeypatch, nvalues):
     monkeypatch.setattr(_select, "BRACKET_MIN", 1)
     rng = np.random.default_rng(nvalues)
     shapes = [(301,), (64, 96), (3, 40, 24)]
-    fn = jax.jit(_select._lowest_k_bisect)
+    fn = jax.jit(_bisect)
     for trial in range(8):
         keys = [_keys(rng, s, nvalues) for s in shapes]
         alive = [rng.random(s) < 0.8 for s in shapes]
@@ -144,10 +165,102 @@ def test_bracket_is_tight_and_its_counts_exact_on_a_large_weight():
     n = keys.size
     k = jnp.uint32(n // 2)
     lo, hi, below, upto = jax.jit(
-        lambda kk: _select._bracket([kk], [None], k, jnp.uint32(n), jnp.uint32)
+        lambda kk: _select._bracket(
+            [_select._Keys(kk, jnp.uint32)], [None], k, jnp.uint32(n), jnp.uint32
+        )
     )(keys)
     host = np.asarray(keys)
     assert int(below) == int((host < lo).sum()) < n // 2 <= int(upto) == int((host <= hi).sum())
     assert int(upto) - int(below) < n // 20  # the bracket holds under 5% of the units
     (out,) = _select.lowest_k([keys], [None], k)  # 2**21 units: the bracketed path
     np.testing.assert_array_equal(np.asarray(out).ravel(), ref_lowest(host, True, n // 2))
+
+
+def _float_trials(rng, shapes, dtype):
+    """Float scores with NaN, +-inf, signed zeros and many tied magnitudes."""
+    out = []
+    for s in shapes:
+        x = rng.standard_normal(s).astype(np.float32)
+        x[rng.random(s) < 0.3] = 0.5  # ties
+        special = rng.random(s)
+        x[special < 0.01] = np.nan
+        x[(special >= 0.01) & (special < 0.02)] = -np.inf
+        x[(special >= 0.02) & (special < 0.03)] = -0.0
+        out.append(jnp.asarray(x).astype(dtype))
+    return out
+
+
+@pytest.mark.parametrize("dtypes", [("float32",), ("bfloat16", "float32"), ("float16",)])
+def test_float_scores_on_the_narrowing_path_match_reference(monkeypatch, dtypes):
+    # Keys of floats are compared on the fly, never stored: NaN last, -0.0 with 0.0, inf
+    # below NaN, and narrower floats compared exactly as their widened values.
+    monkeypatch.setattr(_select, "BRACKET_MIN", 1)
+    rng = np.random.default_rng(len(dtypes))
+    shapes = [(301,), (64, 96), (3, 40, 24), ()]
+    fn = jax.jit(_bisect)
+    for trial in range(6):
+        scores = _float_trials(rng, shapes, dtypes[trial % len(dtypes)])
+        if len(dtypes) > 1:
+            scores[1] = scores[1].astype(dtypes[1])  # mixed widths in one selection
+        alive = [rng.random(s.shape) < 0.8 for s in scores]
+        alive[2] = None
+        mags = np.concatenate([np.abs(np.asarray(s, np.float64)).ravel() for s in scores])
+        flat_alive = np.concatenate(
+            [np.ones(s.size, bool) if a is None else a.ravel() for s, a in zip(scores, alive)]
+        )
+        n_alive = int(flat_alive.sum())
+        for k in (0, 1, int(rng.integers(0, n_alive + 1)), n_alive - 3, n_alive):
+            got = fn(scores, [None if a is None else jnp.asarray(a) for a in alive], jnp.uint32(k))
+            flat = np.concatenate([np.ravel(g) for g in got])
+            np.testing.assert_array_equal(flat, ref_lowest(mags, flat_alive, k), err_msg=f"{k}")
+
+
+def test_end_game_outcomes_are_all_exact(monkeypatch):
+    # The end game settles the key from per-group minima when no two candidates share a
+    # group, by the tie when every candidate has one key, and otherwise hands a bound on:
+    # every outcome occurs here, and every selection is exact.
+    monkeypatch.setattr(_select, "BRACKET_MIN", 1)
+    outcomes = set()
+    endgame = _select._endgame
+
+    def recorded(*args):
+        out = endgame(*args)
+        jax.debug.callback(lambda f, h: outcomes.add((bool(f), int(h) > 0)), out[0], out[5])
+        return out
+
+    monkeypatch.setattr(_select, "_endgame", recorded)
+    rng = np.random.default_rng(7)
+    fn = jax.jit(_bisect)
+    for trial in range(12):
+        x = rng.standard_normal((96, 128)).astype(np.float32)
+        if trial % 3 == 1:
+            x = np.round(4 * x)  # few distinct magnitudes: ties
+        if trial % 3 == 2:
+            x = x[:, :2].repeat(64, axis=1)  # equal values side by side in each row
+        k = int(rng.integers(1, x.size))
+        (got,) = fn([jnp.asarray(x)], [None], jnp.uint32(k))
+        expected = ref_lowest(np.abs(x), True, k).reshape(x.shape)
+        np.testing.assert_array_equal(np.asarray(got), expected, err_msg=f"trial {trial}")
+    assert {(True, False), (False, True)} <= outcomes, outcomes
+
+
+def test_end_game_settles_a_run_of_tied_keys():
+    # Every unit of the interval has one key, far more units than groups can hold apart:
+    # the k-th key is that key, and count(< key) stays exact.
+    x = np.full((64, 256), 3.0, np.float32)
+    x[:, :8] = 1.0
+    x[:, -8:] = 9.0
+    scores = jnp.asarray(x)
+    keys = [_select._Keys(scores, jnp.uint32)]
+
+    def key(v):
+        return _select.order_key(jnp.float32(v))
+
+    below = int((x < 2.0).sum())
+    units = int(((x > 2.0) & (x < 8.0)).sum())
+    state = (key(2.0), key(8.0), jnp.uint32(below), jnp.uint32(below + units))
+    found, v, n_below, _, _, hidden = _select._endgame(
+        keys, [None], state, jnp.uint32(below + 100), jnp.uint32
+    )
+    assert bool(found) and int(hidden) > 0
+    assert int(v) == int(key(3.0)) and int(n_below) == below
