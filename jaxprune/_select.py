@@ -329,12 +329,12 @@ def _endgame(
         # do 32-bit sums; 8- and 16-bit ones do not slow down): it runs apart, on 1/32 of
         # the entries.
         minima = [_min_groups(m) for m in lax.optimization_barrier(minima)]
-    cand = jnp.concatenate([m.reshape(-1) for m in minima])
-    hidden = (c_hi - c_lo) - count_true(cand <= width, cdt)  # units sharing a group
-    distinct = hidden == 0
 
     def count_le(t):
-        return count_true(cand <= t, cdt)
+        return _count([m <= t for m in minima], cdt)
+
+    hidden = (c_hi - c_lo) - count_le(width)  # units sharing a group with a lesser one
+    distinct = hidden == 0
 
     need = k - c_lo
     v, _ = lax.while_loop(
@@ -342,10 +342,10 @@ def _endgame(
         lambda lohi: _halve(*lohi, count_le, need)[:2],
         (jnp.zeros((), kdtype), width),
     )
-    least = jnp.min(cand)
+    least = jnp.min(jnp.stack([jnp.min(m) for m in minima]))
     tied = least == v
     found = distinct | tied
-    below = jnp.where(distinct, c_lo + count_true(cand < v, cdt), c_lo)
+    below = jnp.where(distinct, c_lo + _count([m < v for m in minima], cdt), c_lo)
     upto = jnp.where(distinct, c_lo + count_le(v), c_hi)
     return found, lo + jnp.where(found, v, least), below, upto, lo + v, hidden
 
@@ -515,10 +515,19 @@ def _as_rows(x: Array) -> Array:
 
 def _first_reaching(counts: Array, target: Array) -> tuple[Array, Array]:
     """The first index at which the running total of ``counts`` reaches ``target`` (>= 1,
-    at most the total), and the total before that index."""
-    running = jnp.cumsum(counts, dtype=counts.dtype)
-    i = jnp.sum(running < target, dtype=jnp.int32)
-    return i, jnp.where(i > 0, running[jnp.maximum(i - 1, 0)], 0).astype(counts.dtype)
+    at most the total), and the total before that index (reductions only: no indexing, which
+    would gather a sharded vector)."""
+    short = jnp.cumsum(counts, dtype=counts.dtype) < target
+    before = jnp.sum(jnp.where(short, counts, jnp.zeros((), counts.dtype)), dtype=counts.dtype)
+    return jnp.sum(short, dtype=jnp.int32), before
+
+
+def _pick(x: Array, i: Array) -> Array:
+    """``x[i]`` along the first axis, as a sum of one-hot rows: a sharded first axis is
+    reduced where it lies (and the small result summed across devices), where indexing
+    would gather the whole array."""
+    hit = (jnp.arange(x.shape[0]) == i).reshape(-1, *([1] * (x.ndim - 1)))
+    return jnp.sum(jnp.where(hit, x, jnp.zeros((), x.dtype)), axis=0, dtype=x.dtype)
 
 
 def _tie_ends(
@@ -527,26 +536,30 @@ def _tie_ends(
     """Per array, the flat position below which its units keyed ``v`` are pruned, so that
     the first ``take`` such units in position order (arrays in order) go.
 
-    One pass counts the ties per row of every array; the row of the cut and the column within
-    it then come from running totals over those counts and over that one row: no bisection
-    over positions, which would take a pass over everything per bit of the position."""
-    row_counts = []
+    One pass writes, per row of every array, a bitmap of its ties in words of up to 32
+    consecutive columns (1/32 of the entries, 4 bytes each). Running totals of their bit
+    counts give the row of the cut, then the word, then the column: no bisection over
+    positions, which would take a pass over everything per bit of the position."""
+    bitmaps = []
     for kk, a in zip(keys, alive):
         tie = _as_rows(_where_alive(a, kk.eq(v)))
-        row_counts.append(
-            jnp.sum(_sum_groups(_sum_groups(tie, jnp.uint8), jnp.uint16), axis=-1, dtype=cdt)
-        )
+        g = _group(tie.shape[1])
+        words = tie.reshape(tie.shape[0], -1, g).astype(jnp.uint32)
+        bitmaps.append(jnp.sum(words << jnp.arange(g, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32))
+    row_counts = [jnp.sum(lax.population_count(b), axis=-1, dtype=cdt) for b in bitmaps]
     per_array = jnp.stack([jnp.sum(c, dtype=cdt) for c in row_counts])
     before = jnp.cumsum(per_array, dtype=cdt) - per_array
     ends = []
-    for kk, a, counts, n_before, n_here in zip(keys, alive, row_counts, before, per_array):
+    for kk, bits, counts, n_before, n_here in zip(keys, bitmaps, row_counts, before, per_array):
         t = jnp.clip(take.astype(cdt), n_before, n_before + n_here) - n_before
-        row, in_rows_before = _first_reaching(counts, t)
-        tie = _as_rows(_where_alive(a, kk.eq(v)))
-        width = tie.shape[1]
-        line = lax.dynamic_index_in_dim(tie, jnp.minimum(row, tie.shape[0] - 1), keepdims=False)
-        col, _ = _first_reaching(line.astype(cdt), t - in_rows_before)
-        end = row.astype(cdt) * width + col.astype(cdt) + 1
+        row, t_row = _first_reaching(counts, t)
+        line = _pick(bits, row)
+        word, t_word = _first_reaching(lax.population_count(line).astype(cdt), t - t_row)
+        g = _group(1 if kk.ndim == 0 else kk.shape[-1])
+        column = (_pick(line, word) >> jnp.arange(g, dtype=jnp.uint32)) & 1
+        bit, _ = _first_reaching(column.astype(cdt), t - t_row - t_word)
+        width = 1 if kk.ndim == 0 else kk.shape[-1]
+        end = row.astype(cdt) * width + word.astype(cdt) * g + bit.astype(cdt) + 1
         end = jnp.where(t == n_here, jnp.asarray(kk.size, cdt), end)
         ends.append(jnp.where(t == 0, jnp.zeros((), cdt), end))
     return ends
