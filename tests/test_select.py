@@ -48,9 +48,12 @@ def test_several_arrays_order_by_array_then_position():
         assert out[1].tolist() == [[False, True], [False, False]]
 
 
-def test_tie_cut_at_every_count_across_arrays_of_every_rank():
+@pytest.mark.parametrize("bracket_min", [1, _select.BRACKET_MIN])
+def test_tie_cut_at_every_count_across_arrays_of_every_rank(monkeypatch, bracket_min):
     # Few distinct keys: the cut falls among tied units in every array, in the middle of a
-    # row, at a row's end, on a scalar, and on an array whose ties are all dead.
+    # row, at a row's end, on a scalar, and on an array whose ties are all dead. Large
+    # selections cut by bitmaps of the ties, small ones by bisection over positions.
+    monkeypatch.setattr(_select, "BRACKET_MIN", bracket_min)
     rng = np.random.default_rng(3)
     shapes = [(), (5,), (3, 4), (2, 1, 3), (4, 2)]
     keys = [_keys(rng, s, 2) for s in shapes]
