@@ -8,6 +8,7 @@ from traced values: :func:`traced_count` does that inside the program.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import jax
@@ -86,6 +87,13 @@ def exact_count(amount: int | float, units: int, what: str, name: str = "amount"
 def count_table(amount: float, max_units: int) -> np.ndarray:
     """``round(amount * n)`` for every ``n`` in ``[0, max_units]``, computed in Python."""
     return np.array([round(amount * n) for n in range(max_units + 1)], dtype=np.uint32)
+
+
+@functools.lru_cache(maxsize=256)
+def device_table(amount: float, max_units: int) -> Array:
+    """:func:`count_table` on the device, made once per amount and size (a schedule's
+    amounts repeat across the layers of a model and often across steps)."""
+    return jnp.asarray(count_table(amount, max_units))
 
 
 def traced_count(amount: Amount, n_alive: Array, max_units: int) -> Array:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,17 +12,31 @@ from ._errors import ShapeMismatchError
 from ._typing import Array, ArrayLike
 
 
+@functools.cache
+def kind(dtype: np.dtype) -> str:
+    """``"float"``, ``"int"`` (signed or not), ``"bool"``, ``"complex"`` or ``"other"``
+    (cached: ``jnp.issubdtype`` costs microseconds, and a model has hundreds of leaves)."""
+    if dtype == jnp.bool_:
+        return "bool"
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return "complex"
+    if jnp.issubdtype(dtype, jnp.floating):
+        return "float"
+    return "int" if jnp.issubdtype(dtype, jnp.integer) else "other"
+
+
 def as_tensor(x: ArrayLike, name: str = "x") -> Array:
     """``x`` as a jax array of a dtype that can be pruned (real numbers)."""
     if not isinstance(x, jax.Array):
         if not hasattr(x, "shape") and not isinstance(x, (list, tuple, int, float)):
             raise TypeError(f"{name} must be an array; got {type(x).__name__}.")
         x = jnp.asarray(x)
-    if x.dtype == jnp.bool_ or jnp.issubdtype(x.dtype, jnp.complexfloating):
+    k = kind(x.dtype)
+    if k in ("bool", "complex"):
         raise TypeError(
             f"{name} has dtype {x.dtype}; pruning needs real numbers (float or integer)."
         )
-    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+    if k == "other":
         raise TypeError(f"{name} has dtype {x.dtype}; pruning needs real numbers.")
     return x
 
@@ -82,7 +98,7 @@ def as_mask(mask: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array 
     # asarray and a no-op reshape cost ~40 us of dispatch each, per leaf and per call.
     m = mask if isinstance(mask, jax.Array) else jnp.asarray(mask)
     if m.dtype != jnp.bool_:
-        if jnp.issubdtype(m.dtype, jnp.complexfloating):
+        if kind(m.dtype) == "complex":
             raise TypeError(f"{name} has dtype {m.dtype}; masks are boolean or real.")
         m = m != 0
     if m.ndim == len(shape):

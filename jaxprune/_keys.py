@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import jax
@@ -42,6 +43,7 @@ def as_key(key: object, name: str = "key") -> PRNGKey:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def path_hash(path: str) -> int:
     """A 31-bit hash of a path string, the same in every process and Python version."""
     digest = hashlib.blake2b(path.encode("utf-8"), digest_size=4).digest()

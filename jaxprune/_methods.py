@@ -56,6 +56,16 @@ def check_norm(n: object, name: str = "n") -> float | str:
 
 def plan(method: str, shape: tuple[int, ...], *, dim: object = None, n: object = None) -> Spec:
     """Validate the static side of a call: shape, ``dim`` and ``n``."""
+    try:
+        return _plan(method, tuple(shape), dim, n)
+    except TypeError as e:  # an unhashable dim or n: checked the long way
+        if "unhashable" not in str(e):
+            raise
+        return _plan.__wrapped__(method, tuple(shape), dim, n)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _plan(method: str, shape: tuple[int, ...], dim: object, n: object) -> Spec:
     if method in STRUCTURED:
         _checks.check_structured(shape)
         d = _checks.check_dim(shape, dim)
@@ -181,13 +191,17 @@ def selection(
 
     With ``static_amount=None``, ``k`` is the count to prune, computed in Python. Otherwise
     the count is computed here: from ``static_amount`` when it is a Python number (its
-    rounding stays exact where a table allows), or from the traced amount held in ``k`` when
-    ``static_amount == "traced"``. ``bits`` are the random methods' draws when the caller
-    made them already (``random_keys(key, unit_shape(spec))``).
+    rounding stays exact where a table allows), from the traced amount held in ``k`` when
+    ``static_amount == "traced"``, or from the table of Python's rounding held in ``k``
+    (:func:`jaxprune._amount.count_table`) when ``static_amount == "table"``. ``bits`` are
+    the random methods' draws when the caller made them already
+    (``random_keys(key, unit_shape(spec))``).
     """
     alive = alive_units(spec, prior)
     if static_amount == "traced":
         k = _k_in_program(spec, k, alive)
+    elif static_amount == "table":  # k holds round(amount * n) for every n
+        k = k[jnp.uint32(spec.units) if alive is None else jnp.sum(alive, dtype=jnp.uint32)]
     elif static_amount is not None:
         k = _k_in_program(spec, static_amount, alive)
     if spec.method in RANDOM:
@@ -286,11 +300,27 @@ def compute_many(
 compute_jit = jax.jit(compute, static_argnums=(0, 1))
 
 
+def by_table(spec: Spec, amount: Amount, prior: Array | None) -> bool:
+    """Whether a call with a concrete prior takes its count from a table of Python's
+    rounding inside the program (:func:`count_argument`), rather than from the unpruned
+    units counted first on the host: a float amount over at most ``BATCH_LIMIT`` units
+    (structured methods, small weights). Counting first would wait for the device between
+    two programs (a 96-weight round: ~3 ms -> ~2 ms), and a float cannot be out of range."""
+    return (
+        prior is not None
+        and isinstance(amount, float)
+        and spec.units <= BATCH_LIMIT
+        and not _checks.is_traced(prior)
+    )
+
+
 def count_argument(
     spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None
 ) -> tuple[int | float | str | None, Any]:
     """The ``(static_amount, k)`` pair that :func:`compute` takes for this call: the exact
     count when it is known here, else what the program needs to compute it."""
+    if by_table(spec, amount, prior):
+        return "table", _amount.device_table(amount, spec.units)
     k = count_to_prune(spec, amount, prior, n_alive)
     if k is not None:
         return None, np.uint32(k)
@@ -308,7 +338,8 @@ def run(
 ) -> Array:
     """Validate the count against the prior, then compute the mask (one compiled call)."""
     n_alive = None
-    if prior is not None and not _checks.is_traced(prior) and not isinstance(amount, jax.Array):
+    concrete = prior is not None and not _checks.is_traced(prior)
+    if concrete and not isinstance(amount, jax.Array) and not by_table(spec, amount, prior):
         (n_alive,) = count_alive_now([spec], [prior])
     static, count = count_argument(spec, amount, prior, n_alive)
     return compute_jit(spec, static, key, scores, prior, count)

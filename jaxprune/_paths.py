@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
+from . import _checks
 from ._typing import PyTree, Where
 
 
@@ -34,12 +34,23 @@ def path_string(path: tuple[Any, ...]) -> str:
     return "/".join(_entry(k) for k in path)
 
 
+#: Path strings by tree structure: a structure's key paths never change, and spelling them
+#: out is most of the per-call overhead of a training loop's pruning on a large model.
+_PATHS: dict[Any, list[str]] = {}
+_PATHS_MAX = 256
+
+
 def flatten(tree: PyTree) -> tuple[list[str], list[Any], Any]:
     """Paths, leaves and treedef of ``tree``."""
-    with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    paths = [path_string(p) for p, _ in with_path]
-    leaves = [leaf for _, leaf in with_path]
-    return paths, leaves, treedef
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    paths = _PATHS.get(treedef)
+    if paths is None:
+        with_path, _ = jax.tree_util.tree_flatten_with_path(tree)
+        paths = [path_string(p) for p, _ in with_path]
+        if len(_PATHS) >= _PATHS_MAX:
+            _PATHS.clear()
+        _PATHS[treedef] = paths
+    return list(paths), leaves, treedef
 
 
 def is_array(leaf: Any) -> bool:
@@ -47,7 +58,7 @@ def is_array(leaf: Any) -> bool:
 
 
 def _default(leaf: Any) -> bool:
-    return is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating) and len(leaf.shape) >= 2
+    return is_array(leaf) and len(leaf.shape) >= 2 and _checks.kind(leaf.dtype) == "float"
 
 
 def select(paths: list[str], leaves: list[Any], where: Where) -> list[bool]:

@@ -217,8 +217,10 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     # Phase 2: counts among unpruned units, exact where the priors are concrete.
     concrete = [
         i
-        for i, (_, _, _, prior, _) in enumerate(jobs)
-        if prior is not None and not _checks.is_traced(prior)
+        for i, (_, spec, _, prior, _) in enumerate(jobs)
+        if prior is not None
+        and not _checks.is_traced(prior)
+        and not _methods.by_table(spec, amount, prior)
     ]
     n_alive: dict[int, int] = {}
     if concrete and not isinstance(amount, jax.Array):

@@ -142,6 +142,24 @@ def test_prior_masks_iterative_semantics(key):
     np.testing.assert_array_equal(m3["Conv_0"]["kernel"], m2["Conv_0"]["kernel"])
 
 
+def test_float_amount_with_concrete_prior_rounds_like_python_without_a_host_count(key, monkeypatch):
+    # A float amount over a concrete prior takes Python's rounding from a table inside the
+    # program: no count of the unpruned channels on the host first, and no new program for
+    # a new amount.
+    from jaxprune import _methods
+
+    p = {"w": jax.random.normal(key, (4, 16)), "v": jax.random.normal(key, (4, 10))}
+    prior = jp.prune(p, "random_structured", key=key, amount=6)  # 10 and 4 channels left
+    monkeypatch.setattr(_methods, "count_alive_now", lambda *a: pytest.fail("host count"))
+    size = _tree._program._cache_size()
+    for amount in (0.25, 0.45, 0.05):  # round(2.5) = 2, round(4.5) = 4, round(0.2) = 0
+        m = jp.prune(p, "random_structured", key=key, amount=amount, masks=prior)
+        assert int((~m["w"]).sum()) == 6 + round(amount * 10)
+        assert int((~m["v"]).sum()) == 6 + round(amount * 4)
+        assert not (m["w"] & ~prior["w"]).any()
+    assert _tree._program._cache_size() == size + 1
+
+
 def test_importance_scores_and_custom_masks_by_path():
     p = params_tree()
     scores = {"Dense_0": {"kernel": -jnp.abs(p["Dense_0"]["kernel"]) + 10.0}}
