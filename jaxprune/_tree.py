@@ -88,8 +88,7 @@ def _program(specs, static_amounts, hashes, key, scores, priors, counts, shardin
     if key is None:
         keys = [None] * len(specs)
     else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
-        folded = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
-        keys = [folded[i] for i in range(len(specs))]
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
     masks = _methods.compute_many(specs, static_amounts, keys, scores, priors, counts)
     return constrain(masks, shardings)
 
