@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _checks, _keys, _methods, _paths, _tree
+from . import _basic, _checks, _keys, _methods, _paths, _tree
 from ._typing import Array, PRNGKey, PyTree, Where
 
 
@@ -64,12 +64,10 @@ def _aligned(masks: PyTree, like: PyTree, name: str = "masks") -> list[Any]:
     return out
 
 
-def _mask_tree(tree: PyTree, mask_leaves: list[Any], fill: Callable[[Array], Array]) -> PyTree:
+def _mask_tree(tree: PyTree, mask_leaves: list[Any]) -> PyTree:
+    """``tree`` with zeros at the pruned entries."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    out = [
-        x if m is None else jnp.where(m, x, fill(x).astype(x.dtype))
-        for x, m in zip(leaves, mask_leaves)
-    ]
+    out = [x if m is None else _basic.zero_pruned(x, m) for x, m in zip(leaves, mask_leaves)]
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -85,14 +83,14 @@ def _mask_state(state: Any, params: PyTree, mask_leaves: list[Any]) -> Any:
 
     def visit(node: Any) -> Any:
         if params_like(node):
-            return _mask_tree(node, mask_leaves, jnp.zeros_like)
+            return _mask_tree(node, mask_leaves)
         return node
 
     return jax.tree_util.tree_map(visit, state, is_leaf=params_like)
 
 
 def _masked_update(inner, updates, inner_state, params, mask_leaves):
-    grads = _mask_tree(updates, mask_leaves, jnp.zeros_like)
+    grads = _mask_tree(updates, mask_leaves)
     inner_state = _mask_state(inner_state, params, mask_leaves)
     new_updates, inner_state = inner.update(grads, inner_state, params)
     p_leaves = jax.tree_util.tree_leaves(params)

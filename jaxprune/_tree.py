@@ -283,7 +283,7 @@ def _match_masks(params: PyTree, masks: PyTree) -> tuple[list[str], list[Any], l
 
 
 def _apply(leaves, masks):
-    return [jnp.where(m, x, jnp.zeros((), x.dtype)) for x, m in zip(leaves, masks)]
+    return [_basic.zero_pruned(x, m) for x, m in zip(leaves, masks)]
 
 
 _apply_program = jax.jit(_apply)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx as _nnx
 
-from . import _paths, _tree
+from . import _basic, _paths, _tree
 from ._typing import PRNGKey, Where
 
 __all__ = ["Mask", "Pruned", "prune", "remove", "is_pruned"]
@@ -212,7 +212,7 @@ def _params(model: Any) -> dict[str, jax.Array]:
         mask = vars(owner).get(name + "_mask")
         value = node.get_value()
         if isinstance(node, Pruned) and isinstance(mask, Mask):
-            value = jnp.where(mask.get_value(), value, jnp.zeros((), value.dtype))
+            value = _basic.zero_pruned(value, mask.get_value())
         out[path] = value
     return out
 
@@ -242,7 +242,7 @@ def remove(model: _nnx.Module, where: Where = None) -> None:
         module = nodes[parent]
         mask = vars(module)[name + "_mask"]
         value = variable.get_value()
-        kept = jnp.where(mask.get_value(), value, jnp.zeros((), value.dtype))
+        kept = _basic.zero_pruned(value, mask.get_value())
         module.__class__ = _masked_class(type(module), _pruned_names(module) - {name})
         delattr(module, name + "_mask")
         vars(module)[name] = _nnx.Param(kept, **variable.get_metadata())

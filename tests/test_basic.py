@@ -42,3 +42,26 @@ def test_apply_mask_zeros_nan_and_broadcasts_keepdims():
     x = jnp.array([[jnp.nan, 1.0], [2.0, jnp.inf]])
     out = jp.apply_mask(x, jnp.array([[False, True]]))
     assert out.tolist() == [[0.0, 1.0], [0.0, float("inf")]]
+
+
+@pytest.mark.parametrize(
+    "dtype", ["float32", "bfloat16", "float16", "int8", "int32", "uint8", "uint32"]
+)
+def test_apply_mask_is_the_select_bit_for_bit(dtype):
+    # Applying is a bitwise AND with all ones or all zeros: the same bits as
+    # jnp.where(mask, x, 0) for every value (NaN payloads, -0.0, infinities, int extremes),
+    # with full and keepdims masks.
+    rng = np.random.default_rng(0)
+    info = jnp.finfo if jnp.issubdtype(jnp.dtype(dtype), jnp.floating) else jnp.iinfo
+    x = jnp.asarray(rng.standard_normal((6, 8)) * 50).astype(dtype)
+    extremes = np.array([info(dtype).max, info(dtype).min, 0, 1]).astype(dtype)
+    x = x.at[0, :4].set(jnp.asarray(extremes))
+    if jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        x = x.at[1, :4].set(jnp.asarray([jnp.nan, -0.0, jnp.inf, -jnp.inf]).astype(dtype))
+    for mask in (rng.random((6, 8)) < 0.5, rng.random((1, 8)) < 0.5, np.array(False)):
+        got = jp.apply_mask(x, jnp.asarray(mask))
+        want = jnp.where(jnp.asarray(mask), x, jnp.zeros((), x.dtype))
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(
+            np.asarray(got).view(np.uint8), np.asarray(want).view(np.uint8)
+        )
