@@ -134,12 +134,17 @@ def _min_groups(x: Array) -> Array:
     return x if g == 1 else jnp.min(x.reshape(*x.shape[:-1], g, n // g), axis=-2)
 
 
+def _partial_counts(b: Array) -> Array:
+    """The True entries of ``b`` counted per group of up to 32 * 32 along the last axis, in
+    the pass that makes ``b``: a ``uint16`` vector of about ``b.size / 1024`` counts."""
+    if b.ndim == 0 or b.size == 0:
+        return b.reshape(-1).astype(jnp.uint16)
+    return _sum_groups(_sum_groups(b, jnp.uint8), jnp.uint16).reshape(-1)
+
+
 def count_true(b: Array, dtype=jnp.uint32) -> Array:
     """The number of True entries of a boolean array, as ``dtype``."""
-    if b.ndim == 0 or b.size == 0:
-        return jnp.sum(b, dtype=dtype)
-    partial = _sum_groups(_sum_groups(b, jnp.uint8), jnp.uint16)  # at most 32 * 32 each
-    return jnp.sum(partial, dtype=dtype)
+    return jnp.sum(_partial_counts(b), dtype=dtype)
 
 
 #: Selections over at least this many units first bracket the k-th key from a sample
@@ -150,10 +155,12 @@ _Z = 6.0
 
 
 def _count(parts: Sequence[Array], dtype=jnp.uint32) -> Array:
-    total = jnp.zeros((), dtype)
-    for p in parts:
-        total = total + count_true(p, dtype)
-    return total
+    """The True entries of several boolean arrays, in all. Their partial counts are joined
+    and summed once: a kernel per array for the pass, not three or four (the final sums
+    are separate kernels on XLA:CPU, each costing compile time: 96 weights, 290 kernels)."""
+    if not parts:
+        return jnp.zeros((), dtype)
+    return jnp.sum(jnp.concatenate([_partial_counts(p) for p in parts]), dtype=dtype)
 
 
 def _count_two(
@@ -162,17 +169,21 @@ def _count_two(
     """:func:`_count` of two lists of boolean arrays (shaped alike pairwise) in one pass: the
     two booleans of an entry share one integer, a byte each, then 16 bits each once summed
     over 32 entries. A second count costs about a third of a pass instead of a whole one."""
-    one, two = jnp.zeros((), dtype), jnp.zeros((), dtype)
+    partials = []
     for b1, b2 in zip(first, second):
-        if b1.ndim == 0 or b1.size == 0:
-            one, two = one + count_true(b1, dtype), two + count_true(b2, dtype)
-            continue
-        both = _sum_groups(b1.astype(jnp.uint16) | (b2.astype(jnp.uint16) << 8), jnp.uint16)
+        both = b1.astype(jnp.uint16) | (b2.astype(jnp.uint16) << 8)
+        if both.ndim == 0 or both.size == 0:
+            both = both.reshape(-1)
+        else:
+            both = _sum_groups(both, jnp.uint16)  # at most 32 in each byte
         wide = (both & 0xFF).astype(jnp.uint32) | ((both >> 8).astype(jnp.uint32) << 16)
-        wide = _sum_groups(wide, jnp.uint32)  # at most 32 * 32 in each half
-        one = one + jnp.sum(wide & 0xFFFF, dtype=dtype)
-        two = two + jnp.sum(wide >> 16, dtype=dtype)
-    return one, two
+        if wide.size:
+            wide = _sum_groups(wide, jnp.uint32)  # at most 32 * 32 in each half
+        partials.append(wide.reshape(-1))
+    if not partials:
+        return jnp.zeros((), dtype), jnp.zeros((), dtype)
+    wide = jnp.concatenate(partials)
+    return jnp.sum(wide & 0xFFFF, dtype=dtype), jnp.sum(wide >> 16, dtype=dtype)
 
 
 def _lowest_k_sorted(keys: Sequence[Array], alive: Sequence[Array], k: Array) -> list[Array]:
@@ -331,6 +342,7 @@ def _endgame(
         # do 32-bit sums; 8- and 16-bit ones do not slow down): it runs apart, on 1/32 of
         # the entries.
         minima = [_min_groups(m) for m in lax.optimization_barrier(minima)]
+    minima = [jnp.concatenate([m.reshape(-1) for m in minima])]  # a few kernels from here on
 
     def count_le(t):
         return _count([m <= t for m in minima], cdt)
@@ -566,34 +578,40 @@ def _tie_ends(
     keys: Sequence[_Keys], alive: Sequence[Array | None], v: Array, take: Array, cdt
 ) -> list[Array]:
     """Per array, the flat position below which its units keyed ``v`` are pruned, so that
-    the first ``take`` such units in position order (arrays in order) go.
+    the first ``take`` (at least one, fewer than all) such units in position order (arrays
+    in order) go.
 
-    One pass writes, per row of every array, a bitmap of its ties in words of up to 32
-    consecutive columns (1/32 of the entries, 4 bytes each). Running totals of their bit
-    counts give the row of the cut, then the word, then the column: no bisection over
-    positions, which would take a pass over everything per bit of the position."""
-    bitmaps = []
+    One pass writes, per row of every array, bitmaps of its ties in words of up to 32
+    consecutive columns (1/32 of the entries, 4 bytes each), joined in position order. A
+    running total of their bit counts gives the word of the cut, and the word the column:
+    no bisection over positions, which would take a pass over everything per bit of the
+    position, and a few kernels in all rather than a few per array."""
+    words, layout, start = [], [], 0
     for kk, a in zip(keys, alive):
         tie = _as_rows(_where_alive(a, kk.eq(v)))
-        g = _group(tie.shape[1])
-        words = tie.reshape(tie.shape[0], -1, g).astype(jnp.uint32)
-        bitmaps.append(jnp.sum(words << jnp.arange(g, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32))
-    row_counts = [jnp.sum(lax.population_count(b), axis=-1, dtype=cdt) for b in bitmaps]
-    per_array = jnp.stack([jnp.sum(c, dtype=cdt) for c in row_counts])
-    before = jnp.cumsum(per_array, dtype=cdt) - per_array
+        rows, width = tie.shape
+        g = _group(width)
+        chunks = tie.reshape(rows, width // g, g).astype(jnp.uint32)
+        bits = jnp.sum(chunks << jnp.arange(g, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32)
+        words.append(bits.reshape(-1))
+        layout.append((start, rows * (width // g), width // g, g, width, kk.size))
+        start += rows * (width // g)
+    pad = -start % _GROUP  # blocks of 32 words: the running total runs over the blocks
+    blocks = jnp.concatenate([*words, jnp.zeros((pad,), jnp.uint32)]).reshape(-1, _GROUP)
+    per_block = jnp.sum(lax.population_count(blocks), axis=1, dtype=cdt)
+    block_index, before = _first_reaching(per_block, take)
+    block = _pick(blocks, block_index)
+    word_index, in_block = _first_reaching(lax.population_count(block).astype(cdt), take - before)
+    word = _pick(block, word_index)
+    lanes = ((word >> jnp.arange(32, dtype=jnp.uint32)) & 1).astype(cdt)
+    bit, _ = _first_reaching(lanes, take - before - in_block)
+    index = block_index * _GROUP + word_index
     ends = []
-    for kk, bits, counts, n_before, n_here in zip(keys, bitmaps, row_counts, before, per_array):
-        t = jnp.clip(take.astype(cdt), n_before, n_before + n_here) - n_before
-        row, t_row = _first_reaching(counts, t)
-        line = _pick(bits, row)
-        word, t_word = _first_reaching(lax.population_count(line).astype(cdt), t - t_row)
-        g = _group(1 if kk.ndim == 0 else kk.shape[-1])
-        column = (_pick(line, word) >> jnp.arange(g, dtype=jnp.uint32)) & 1
-        bit, _ = _first_reaching(column.astype(cdt), t - t_row - t_word)
-        width = 1 if kk.ndim == 0 else kk.shape[-1]
-        end = row.astype(cdt) * width + word.astype(cdt) * g + bit.astype(cdt) + 1
-        end = jnp.where(t == n_here, jnp.asarray(kk.size, cdt), end)
-        ends.append(jnp.where(t == 0, jnp.zeros((), cdt), end))
+    for first, n_words, per_row, g, width, size in layout:
+        local = jnp.clip(index - first, 0, max(n_words - 1, 0)).astype(cdt)
+        end = (local // per_row) * width + (local % per_row) * g + bit.astype(cdt) + 1
+        end = jnp.where(index < first, jnp.zeros((), cdt), end)
+        ends.append(jnp.where(index >= first + n_words, jnp.asarray(size, cdt), end))
     return ends
 
 
