@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -57,7 +58,11 @@ def zero_pruned(x: Array, mask: Array) -> Array:
     ``x``'s bits with all ones or all zeros: the same values (+0.0 where pruned, NaN and -0.0
     kept where kept), and on XLA:CPU as fast as a copy, where the select with a broadcast
     mask is 1.25x slower (24 GPT-2 blocks: 54 ms against 67 ms, a memcpy 53 ms)."""
-    unsigned = _UNSIGNED[jnp.dtype(x.dtype).itemsize]
+    size = jnp.dtype(x.dtype).itemsize
+    plain = _checks.kind(jnp.dtype(x.dtype)) in ("float", "int")
+    if not plain or size not in _UNSIGNED or (size == 8 and not jax.config.jax_enable_x64):
+        return jnp.where(mask, x, jnp.zeros((), x.dtype))  # complex, bool, 64-bit without x64
+    unsigned = _UNSIGNED[size]
     keep = jnp.zeros((), unsigned) - mask.astype(unsigned)  # all ones where kept
     return lax.bitcast_convert_type(lax.bitcast_convert_type(x, unsigned) & keep, x.dtype)
 
