@@ -475,7 +475,11 @@ def _where_alive(a: Array | None, cond: Array) -> Array:
     return cond if a is None else a & cond
 
 
-def _lowest_k_bisect(keys: Sequence[_Keys], alive: Sequence[Array | None], k: Array) -> list[Array]:
+def _lowest_k_counting(
+    keys: Sequence[_Keys], alive: Sequence[Array | None], k: Array
+) -> list[Array]:
+    """:func:`lowest_k` by counting: the k-th key by bisection (under ``BRACKET_MIN`` units)
+    or by narrowing a sampled bracket (:func:`_narrow`), then the cut among its ties."""
     kdtype = keys[0].kdtype
     nbits = 8 * kdtype.itemsize
     total = sum(kk.size for kk in keys)
@@ -646,7 +650,7 @@ def lowest_k(scores: Sequence[Array], alive: Sequence[Array | None], k: Array) -
         return _lowest_k_sorted([order_key(s).astype(kdtype) for s in scores], alive, k)
     if not all(jnp.issubdtype(s.dtype, jnp.floating) for s in scores):
         scores = [order_key(s) for s in scores]  # one kind of keys for all: stored ones
-    return _lowest_k_bisect([_Keys(s, kdtype) for s in scores], alive, k)
+    return _lowest_k_counting([_Keys(s, kdtype) for s in scores], alive, k)
 
 
 def random_keys(key: jax.Array, shape: tuple[int, ...]) -> Array:

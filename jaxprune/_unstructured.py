@@ -57,8 +57,8 @@ def l1_unstructured(
 ) -> Array:
     """Mask that prunes the ``amount`` currently unpruned entries of smallest magnitude.
 
-    The selection is exact (no sort of the whole tensor: a bisection on the integer image
-    of ``|x|``). Ties are broken by position: among equal magnitudes the entry with the lower
+    The selection is exact (no sort of the whole tensor: counting passes over the integer
+    image of ``|x|``). Ties are broken by position: among equal magnitudes the entry with the lower
     row-major index is pruned first. NaN counts as larger than any number, so it is pruned
     last. Whenever no two entries tie at the boundary, the pruned set equals torch's.
 

@@ -17,7 +17,7 @@ def _bisect(scores, alive, k):
     kdtype = jnp.uint64 if wide else jnp.uint32
     keys = [_select._Keys(s, kdtype) for s in scores]
     alive = [None if a is None else jnp.broadcast_to(a, s.shape) for s, a in zip(scores, alive)]
-    return _select._lowest_k_bisect(keys, alive, k)
+    return _select._lowest_k_counting(keys, alive, k)
 
 
 @pytest.mark.parametrize("nvalues", [2, 7, 1 << 31])
