@@ -57,11 +57,10 @@ def check_norm(n: object, name: str = "n") -> float | str:
 def plan(method: str, shape: tuple[int, ...], *, dim: object = None, n: object = None) -> Spec:
     """Validate the static side of a call: shape, ``dim`` and ``n``."""
     try:
-        return _plan(method, tuple(shape), dim, n)
-    except TypeError as e:  # an unhashable dim or n: checked the long way
-        if "unhashable" not in str(e):
-            raise
+        hash((dim, n))
+    except TypeError:  # an unhashable dim or n (a list, say): checked without the cache
         return _plan.__wrapped__(method, tuple(shape), dim, n)
+    return _plan(method, tuple(shape), dim, n)
 
 
 @functools.lru_cache(maxsize=4096, typed=True)
@@ -129,9 +128,13 @@ def count_to_prune(
     return None  # computed in the program
 
 
+def _n_alive(spec: Spec, alive: Array | None) -> Array:
+    """The number of unpruned units, inside a program."""
+    return jnp.uint32(spec.units) if alive is None else jnp.sum(alive, dtype=jnp.uint32)
+
+
 def _k_in_program(spec: Spec, amount: Amount, alive: Array | None) -> Array:
-    n_alive = jnp.uint32(spec.units) if alive is None else jnp.sum(alive, dtype=jnp.uint32)
-    return _amount.traced_count(amount, n_alive, spec.units)
+    return _amount.traced_count(amount, _n_alive(spec, alive), spec.units)
 
 
 def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
@@ -201,7 +204,7 @@ def selection(
     if static_amount == "traced":
         k = _k_in_program(spec, k, alive)
     elif static_amount == "table":  # k holds round(amount * n) for every n
-        k = k[jnp.uint32(spec.units) if alive is None else jnp.sum(alive, dtype=jnp.uint32)]
+        k = k[_n_alive(spec, alive)]
     elif static_amount is not None:
         k = _k_in_program(spec, static_amount, alive)
     if spec.method in RANDOM:
@@ -257,7 +260,6 @@ def compute_many(
     compile time and slowed the compiled program, so each selection keeps its own.
     """
     bits: list[Array | None] = [None] * len(specs)
-    drawn_as: dict[int, tuple[Array, int]] = {}  # leaf -> (its batch of draws, row in it)
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, spec in enumerate(specs):
         if spec.method in RANDOM:
@@ -270,7 +272,6 @@ def compute_many(
         drawn = jax.vmap(lambda kk, shape=shape: _select.random_keys(kk, shape))(batch_keys)
         for j, i in enumerate(members):
             bits[i] = drawn[j]
-            drawn_as[i] = (drawn, j)
     sels = [
         selection(spec, st, None, sc, pr, k, b)
         for spec, st, sc, pr, k, b in zip(specs, statics, scores, priors, counts, bits)
@@ -292,7 +293,7 @@ def compute_many(
             sel = sels[members[0]]
             pruned[members[0]] = _select.lowest_k([sel.keys], [sel.alive], sel.k)[0]
             continue
-        keys = _stacked([sels[i].keys for i in members], [drawn_as.get(i) for i in members])
+        keys = jnp.stack([sels[i].keys for i in members])
         ks = jnp.stack([sels[i].k for i in members])
         if sels[members[0]].alive is None:
             batch = jax.vmap(lambda kk, k: _select.lowest_k([kk], [None], k)[0])(keys, ks)
@@ -302,19 +303,6 @@ def compute_many(
         for j, i in enumerate(members):
             pruned[i] = batch[j]
     return [finish(spec, p, sel, pr) for spec, p, sel, pr in zip(specs, pruned, sels, priors)]
-
-
-def _stacked(arrays: list[Array], origins: list[tuple[Array, int] | None]) -> Array:
-    """``jnp.stack(arrays)``, or the batch they were drawn as when they are its rows in
-    order: restacking rows of a batch costs a compiled kernel per row (96 of the 282 kernels
-    of a GPT-2-medium structured pruning program, a third of its compile time)."""
-    first = origins[0]
-    if first is not None and all(
-        o is not None and o[0] is first[0] and o[1] == j for j, o in enumerate(origins)
-    ):
-        if first[0].shape[0] == len(arrays):
-            return first[0]
-    return jnp.stack(arrays)
 
 
 compute_jit = jax.jit(compute, static_argnums=(0, 1))
