@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from jp_helpers import ref_lowest
 
-from jaxprune import _select
+from jaxprune import _narrowing, _order, _select
 
 
 def _keys(rng, shape, nvalues):
@@ -15,7 +15,7 @@ def _bisect(scores, alive, k):
     """The counting path of lowest_k, whatever the size."""
     wide = any(jnp.dtype(s.dtype).itemsize == 8 for s in scores)
     kdtype = jnp.uint64 if wide else jnp.uint32
-    keys = [_select._Keys(s, kdtype) for s in scores]
+    keys = [_order.Keys(s, kdtype) for s in scores]
     alive = [None if a is None else jnp.broadcast_to(a, s.shape) for s, a in zip(scores, alive)]
     return _select._lowest_k_counting(keys, alive, k)
 
@@ -168,8 +168,8 @@ def test_bracket_is_tight_and_its_counts_exact_on_a_large_weight():
     n = keys.size
     k = jnp.uint32(n // 2)
     lo, hi, below, upto = jax.jit(
-        lambda kk: _select._bracket(
-            [_select._Keys(kk, jnp.uint32)], [None], k, jnp.uint32(n), jnp.uint32
+        lambda kk: _narrowing.bracket(
+            [_order.Keys(kk, jnp.uint32)], [None], k, jnp.uint32(n), jnp.uint32
         )
     )(keys)
     host = np.asarray(keys)
@@ -224,14 +224,14 @@ def test_end_game_outcomes_are_all_exact(monkeypatch):
     # every outcome occurs here, and every selection is exact.
     monkeypatch.setattr(_select, "BRACKET_MIN", 1)
     outcomes = set()
-    endgame = _select._endgame
+    endgame = _narrowing.endgame
 
     def recorded(*args):
         out = endgame(*args)
         jax.debug.callback(lambda f, h: outcomes.add((bool(f), int(h) > 0)), out[0], out[5])
         return out
 
-    monkeypatch.setattr(_select, "_endgame", recorded)
+    monkeypatch.setattr(_narrowing, "endgame", recorded)
     rng = np.random.default_rng(7)
     fn = jax.jit(_bisect)
     for trial in range(12):
@@ -254,7 +254,7 @@ def test_end_game_settles_a_run_of_tied_keys():
     x[:, :8] = 1.0
     x[:, -8:] = 9.0
     scores = jnp.asarray(x)
-    keys = [_select._Keys(scores, jnp.uint32)]
+    keys = [_order.Keys(scores, jnp.uint32)]
 
     def key(v):
         return _select.order_key(jnp.float32(v))
@@ -262,7 +262,7 @@ def test_end_game_settles_a_run_of_tied_keys():
     below = int((x < 2.0).sum())
     units = int(((x > 2.0) & (x < 8.0)).sum())
     state = (key(2.0), key(8.0), jnp.uint32(below), jnp.uint32(below + units))
-    found, v, n_below, _, _, hidden = _select._endgame(
+    found, v, n_below, _, _, hidden = _narrowing.endgame(
         keys, [None], state, jnp.uint32(below + 100), jnp.uint32
     )
     assert bool(found) and int(hidden) > 0
