@@ -26,7 +26,7 @@ STRUCTURED = ("random_structured", "ln_structured")
 RANDOM = ("random_unstructured", "random_structured")
 SCORED = ("l1_unstructured", "ln_structured")
 
-#: Selections of at most this many units are batched by shape (see :func:`compute_many`).
+#: Selections of at most this many units are batched (see :mod:`jaxprune._batch`).
 BATCH_LIMIT = 1 << 16
 
 
@@ -137,10 +137,16 @@ def _k_in_program(spec: Spec, amount: Amount, alive: Array | None) -> Array:
     return _amount.traced_count(amount, _n_alive(spec, alive), spec.units)
 
 
+def norms_dtype(dtype: Any) -> Any:
+    """The dtype channel norms are computed in: the scores' own float of 32 bits or more,
+    else float32."""
+    dtype = jnp.dtype(dtype)
+    return dtype if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4 else jnp.float32
+
+
 def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
     """The L``norm`` norm of each channel along ``dim`` (over all other axes)."""
-    if not jnp.issubdtype(scores.dtype, jnp.floating) or scores.dtype.itemsize < 4:
-        scores = scores.astype(jnp.float32)
+    scores = scores.astype(norms_dtype(scores.dtype))
     axes = tuple(i for i in range(scores.ndim) if i != dim)
     a = jnp.abs(scores)
     if norm == "fro" or norm == 2.0:
@@ -237,72 +243,6 @@ def compute(
     sel = selection(spec, static_amount, key, scores, prior, k)
     (pruned,) = _select.lowest_k([sel.keys], [sel.alive], sel.k)
     return finish(spec, pruned, sel, prior)
-
-
-def compute_many(
-    specs: tuple[Spec, ...],
-    statics: tuple[Any, ...],
-    keys: list[Array | None] | Array,
-    scores: list[Array | None],
-    priors: list[Array | None],
-    counts: list[Array | None],
-) -> list[Array]:
-    """The masks of many calls in one program.
-
-    ``keys`` holds each call's key (None for the methods that draw nothing), or is one array
-    whose rows are the calls' keys.
-
-    Random draws of the same shape are made by one ``vmap``-ed generator: a model with many
-    layers of a few widths compiles a few random-number generators, not one per layer, which
-    was most of its compile time (profiled on ResNet-50: 2.2 s down to 1.5 s with the
-    ``vmap``-ed per-leaf ``fold_in``). The masks are those of :func:`compute`, call by call
-    (``vmap`` draws the same bits from each key). Batching the sorts as well saved little
-    compile time and slowed the compiled program, so each selection keeps its own.
-    """
-    bits: list[Array | None] = [None] * len(specs)
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, spec in enumerate(specs):
-        if spec.method in RANDOM:
-            by_shape.setdefault(unit_shape(spec), []).append(i)
-    for shape, members in by_shape.items():
-        if isinstance(keys, list):
-            batch_keys = jnp.stack([keys[i] for i in members])
-        else:  # rows of one array of keys: taken in one gather, not one slice per row
-            batch_keys = keys[np.asarray(members)]
-        drawn = jax.vmap(lambda kk, shape=shape: _select.random_keys(kk, shape))(batch_keys)
-        for j, i in enumerate(members):
-            bits[i] = drawn[j]
-    sels = [
-        selection(spec, st, None, sc, pr, k, b)
-        for spec, st, sc, pr, k, b in zip(specs, statics, scores, priors, counts, bits)
-    ]
-    # Small selections of the same shape run as one vmap-ed selection: one loop in the
-    # program for all the layers of a width, not one per layer. Large ones run one after the
-    # other: each counting pass then reads one weight, which stays in the CPU's cache for all
-    # its passes, where a batch of weights would be read from memory on every pass (8 GPT-2
-    # blocks, l1_unstructured: 1.05 s batched, 0.34 s one at a time).
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, (spec, sel) in enumerate(zip(specs, sels)):
-        if is_large(spec):
-            groups[(i,)] = [i]
-        else:
-            groups.setdefault((sel.keys.shape, sel.keys.dtype, sel.alive is None), []).append(i)
-    pruned: list[Any] = [None] * len(sels)
-    for members in groups.values():
-        if len(members) == 1:
-            sel = sels[members[0]]
-            pruned[members[0]] = _select.lowest_k([sel.keys], [sel.alive], sel.k)[0]
-            continue
-        keys = jnp.stack([sels[i].keys for i in members])
-        ks = jnp.stack([sels[i].k for i in members])
-        if sels[members[0]].alive is None:
-            batch = jax.vmap(lambda kk, k: _select.lowest_k([kk], [None], k)[0])(keys, ks)
-        else:
-            alive = jnp.stack([sels[i].alive for i in members])
-            batch = jax.vmap(lambda kk, a, k: _select.lowest_k([kk], [a], k)[0])(keys, alive, ks)
-        for j, i in enumerate(members):
-            pruned[i] = batch[j]
-    return [finish(spec, p, sel, pr) for spec, p, sel, pr in zip(specs, pruned, sels, priors)]
 
 
 compute_jit = jax.jit(compute, static_argnums=(0, 1))

@@ -1,7 +1,9 @@
 """The pytree layer: prune, mask and measure a whole params tree.
 
 A call validates every selected leaf in Python first (errors name the leaf's path and nothing
-is computed), then computes every mask in one compiled program. Inputs are never modified.
+is computed), then computes every mask in one compiled program (called eagerly, large
+selections get kernels of their own, and the small ones' masks come out as rows that a kernel
+per mask shape hands out: :mod:`jaxprune._batch`). Inputs are never modified.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _amount, _basic, _checks, _keys, _methods, _paths, _structured, _unstructured
+from . import _amount, _basic, _batch, _checks, _keys, _methods, _paths, _structured, _unstructured
 from ._typing import Array, PRNGKey, PyTree, Where
 
 #: Keyword arguments each method takes in the pytree layer (besides ``key``).
@@ -83,14 +85,23 @@ def constrain(masks: list[Array], shardings: tuple[Any, ...]) -> list[Array]:
     ]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 7))
-def _program(specs, static_amounts, hashes, key, scores, priors, counts, shardings):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 8))
+def _program(specs, static_amounts, groups, hashes, key, scores, priors, counts, shardings):
+    """The masks of many calls, and the rows of their groups (:mod:`jaxprune._batch`). With
+    shardings, every mask is made in the program (pinned where its weight lives) and no rows
+    are returned."""
     if key is None:
         keys = [None] * len(specs)
     else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
-    masks = _methods.compute_many(specs, static_amounts, keys, scores, priors, counts)
-    return constrain(masks, shardings)
+    masks, blocks = _batch.compute_many(specs, static_amounts, groups, keys, scores, priors, counts)
+    if all(s is None for s in shardings):
+        return masks, blocks
+    for group, block in zip(groups, blocks):
+        for j, i in enumerate(group.members):
+            if masks[i] is None:
+                masks[i] = _batch.row_mask(block, j, specs[i], priors[i])
+    return constrain(masks, shardings), []
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 7))
@@ -253,16 +264,33 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
         )
     rest = [i for i in range(len(jobs)) if jobs[i][0] not in out]
     if rest:
-        masks = _program(
-            tuple(specs[i] for i in rest),
-            tuple(statics[i] for i in rest),
+        sub = [specs[i] for i in rest]
+        sub_statics = tuple(statics[i] for i in rest)
+        sub_scores = [jobs[i][2] for i in rest]
+        sub_priors = [jobs[i][3] for i in rest]
+        groups = _batch.plan(sub, sub_statics, sub_scores)
+        masks, blocks = _program(
+            tuple(sub),
+            sub_statics,
+            groups,
             tuple(hashes[i] for i in rest),
             key,
-            [jobs[i][2] for i in rest],
-            [jobs[i][3] for i in rest],
+            sub_scores,
+            sub_priors,
             [counts[i] for i in rest],
             tuple(jobs[i][4] for i in rest),
         )
+        # A mask that is its group's row as it is: taken eagerly by a kernel compiled per mask
+        # shape (one output kernel per leaf in the program compiled in 6 ms each, and
+        # again for every tree), or sliced inside the caller's trace.
+        for group, block in zip(groups, blocks):
+            for j, i in enumerate(group.members):
+                if masks[i] is None:
+                    masks[i] = (
+                        _batch.row_mask(block, j, sub[i], sub_priors[i])
+                        if traced
+                        else _batch.take(block, j, sub[i])
+                    )
         out.update({jobs[i][0]: m for i, m in zip(rest, masks)})
     return out
 

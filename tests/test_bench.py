@@ -16,7 +16,8 @@ from jaxprune._bench._rows import Row, Target
 
 EXPECTED_ROWS = {
     "w1_first", "w1_masks", "w1_masks_weights", "w1_remove",
-    "w2_first", "w2_first_cached", "w2_rs_masks", "w2_rs", "w2_ln", "w2_l1", "w2_global",
+    "w2_first", "w2_first_cached", "w2_rs_masks", "w2_rs", "w2_rs_alone",
+    "w2_ln", "w2_l1", "w2_global",
     "w3_512_random", "w3_512_l1", "w3_2048_random", "w3_2048_l1",
     "w4_seeds", "w5_full", "w5_keepdims", "w5_donated",
     "w6_held", "w6_peak", "w6_masks", "w7_masks", "w7_both", "w7_held",
@@ -57,6 +58,12 @@ def test_quick_run_measures_every_workload_for_every_library(quick):
     # structured masks are one byte per channel.
     assert rows["w6_masks"]["torch"] == pytest.approx(100.0)
     assert rows["w6_masks"]["jaxprune"] < 1.0
+    # jaxprune's masks + weights timed again in a process without torch tensors, against
+    # torch's steady figure from the suite, listed right after the in-suite row.
+    ids = [r["id"] for r in doc["rows"]]
+    assert ids.index("w2_rs_alone") == ids.index("w2_rs") + 1
+    assert rows["w2_rs_alone"]["torch"] == rows["w2_rs"]["torch"]
+    assert rows["w2_rs_alone"]["memcpy_s"] > 0
     assert doc["quick"] is True and doc["machine"]["cores"] >= 1
     assert set(doc["scaling"]["slopes"]) == set(LIBS)
 

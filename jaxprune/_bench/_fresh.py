@@ -1,5 +1,5 @@
 """Workloads measured in a fresh process each (W1/W2 first calls, W6 memory, W7 rounds,
-torch's side of W2's global pruning).
+torch's side of W2's global pruning, jaxprune's W2 masks + weights without torch tensors).
 
 A first call in a fresh process pays what a one-shot user pays: compilation (jaxprune,
 torch_compat) and the page faults of freshly allocated masks and copies (all three). Memory
@@ -166,6 +166,34 @@ def rounds(lib: str, model: str, size: dict[str, int], n_rounds: int) -> dict[st
     }
 
 
+def steady(model: str, size: dict[str, int], reps: int) -> dict[str, Any]:
+    """jaxprune's random_structured(0.3) masks + pruned weights, steady state, in a process
+    that holds no torch tensors, and the memcpy floor timed in the same process.
+
+    The suite's own process holds the torch twin of the model (1.2 GB for W2), and there
+    XLA's writes into freshly allocated buffers are measurably slower; this is the figure of
+    a process that holds the JAX model alone, as a jaxprune user's does."""
+    import jax
+
+    import jaxprune as jp
+
+    _measure.keep_freed_memory()
+    shapes = _shapes(model, size)
+    params = _models.Model(shapes, torch_side=False).params
+    nbytes = 4 * sum(_models.Model.size(s) for _, s in shapes)
+    key = jax.random.key(0)
+
+    def run():
+        masks = jp.prune(params, "random_structured", key=key, amount=0.3)
+        return masks, jp.apply_masks(params, masks)
+
+    return {
+        "steady_s": _measure.median_time(run, reps, warmup=2),
+        "memcpy_s": _measure.memcpy_time(nbytes, max(reps, 3)),
+        "nbytes": nbytes,
+    }
+
+
 def global_l1(lib: str, model: str, size: dict[str, int], reps: int) -> dict[str, Any]:
     """torch's global_unstructured L1 0.5 over every weight: its first call and the median
     of ``reps`` more after undoing it (in a process of its own: torch's peak is about ten
@@ -212,6 +240,8 @@ def main(argv: list[str]) -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if job == "first":
         out = first_call(lib, model, size)
+    elif job == "steady":
+        out = steady(model, size, size["reps"])
     elif job == "global":
         out = global_l1(lib, model, size, size["reps"])
     else:

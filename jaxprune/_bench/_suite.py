@@ -54,6 +54,21 @@ def _fresh_rows(ctx: _workloads.Context, which: set[str]) -> list[Row]:
             ctx.cache[("global", lib)] = ctx.fresh(
                 "global", lib, "gpt2", dict(size, reps=ctx.heavy_reps)
             )
+        ctx.progress("W2: jaxprune's masks + weights in a process without torch tensors")
+        got = ctx.fresh("steady", "jaxprune", "gpt2", dict(size, reps=ctx.reps))
+        rows.append(
+            Row(
+                "w2_rs_alone",
+                wl,
+                "random_structured(0.3) masks + pruned weights, jaxprune in a process "
+                "without torch tensors",
+                jaxprune=got["steady_s"],
+                nbytes=got["nbytes"],
+                memcpy_s=got["memcpy_s"],
+                targets=[Target("memcpy<=", 1.5), Target("ratio>=", 2)],
+                notes="memcpy timed in that process; torch: its steady state in the suite",
+            )
+        )
     if which & {"W2", "W6"}:
         ctx.progress("W2/W6: first calls and memory, one fresh process each")
         got = {lib: ctx.fresh("first", lib, "gpt2", size) for lib in LIBS}
@@ -148,6 +163,17 @@ def _fresh_rows(ctx: _workloads.Context, which: set[str]) -> list[Row]:
     return rows
 
 
+def _torch_side_of(rows: list[Row], wid: str, source: str) -> None:
+    """Give row ``wid`` the torch and torch_compat figures of row ``source``, and list it
+    right after that row."""
+    by_id = {r.id: r for r in rows}
+    if wid in by_id and source in by_id:
+        row = by_id[wid]
+        row.torch, row.torch_compat = by_id[source].torch, by_id[source].torch_compat
+        rows.remove(row)
+        rows.insert(rows.index(by_id[source]) + 1, row)
+
+
 def run(
     *,
     quick: bool = False,
@@ -199,6 +225,7 @@ def run(
         rows += more
     order = {w: i for i, w in enumerate(WORKLOADS)}
     rows.sort(key=lambda r: (order[r.workload[:2]], "_first" not in r.id))
+    _torch_side_of(rows, "w2_rs_alone", "w2_rs")
     elapsed = time.perf_counter() - started
     title = (
         f"jaxprune bench{' --quick' if quick else ''}: {machine['cpu']}, "

@@ -1,0 +1,251 @@
+"""Many small selections run as the rows of one padded array.
+
+A model's weights come in a few widths, and XLA:CPU compiles every kernel of a program on its
+own, at about 5 ms even for a slice. One selection loop per width and one output kernel per
+weight were most of a first call: 24 GPT-2 blocks, ``random_structured`` masks, 1.36 s of
+compilation for 96 keepdims masks (three loops of about 0.25 s, and 96 output kernels of
+about 6 ms). Here the calls whose unit counts are close share one padded group:
+
+- every call's units are laid out in a row of the group's width ``W``, the row's tail being
+  dead units (never counted, never selected: the selection is the call's own, unit for unit);
+- one ``vmap``-ed selection loop serves the whole group;
+- the masks come out as the rows of one ``(G, W)`` boolean array. An eager caller takes each
+  mask from its row with one small kernel compiled per mask shape (:func:`take`); a traced
+  caller slices in its own program (:func:`row_mask`).
+
+Random bits are drawn at the group's width at once when the key's generator gives a prefix of
+the same bits for a shorter draw (threefry with ``jax_threefry_partitionable``, JAX's
+default); otherwise each call draws its own bits and they are padded.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _amount, _methods, _select
+from ._typing import Array
+
+#: Calls of different widths share a group while the group's padded entries are at most this
+#: many times its real ones. A group costs about 0.25 s of compilation (its random draw and its
+#: selection loop); padding costs selection time in proportion. 24 GPT-2 blocks: widths 4096
+#: and 3072 share a group, 1024 has its own (padding 1024 to 4096 would nearly double the
+#: selection's work for 0.2 s less compilation).
+PAD_LIMIT = 1.25
+
+
+class Group(NamedTuple):
+    """Calls selected together: their indices, widest first, and the padded width."""
+
+    members: tuple[int, ...]
+    width: int
+
+
+def keys_dtype(spec: _methods.Spec, scores: Any) -> Any:
+    """The dtype of a call's selection keys (see :func:`jaxprune._methods.selection`)."""
+    if spec.method in _methods.RANDOM:
+        return jnp.dtype(jnp.uint32)
+    if spec.method == "l1_unstructured":
+        return jnp.dtype(scores.dtype)
+    return jnp.dtype(_methods.norms_dtype(scores.dtype))
+
+
+def plan(
+    specs: Sequence[_methods.Spec], statics: Sequence[Any], scores: Sequence[Any]
+) -> tuple[Group, ...]:
+    """Group the small calls (at most ``BATCH_LIMIT`` units) that can share a selection.
+
+    Calls group by their keys' dtype and by how their count is computed (``statics``); within
+    that, by width, widest first: a width joins the current group while the padded entries
+    stay within :data:`PAD_LIMIT` times the real ones. Large calls and calls without units are
+    left out: they select on their own.
+    """
+    kinds: dict[tuple[Any, ...], dict[int, list[int]]] = {}
+    for i, spec in enumerate(specs):
+        if spec.units == 0 or _methods.is_large(spec):
+            continue
+        kind = (keys_dtype(spec, scores[i]), statics[i])
+        kinds.setdefault(kind, {}).setdefault(spec.units, []).append(i)
+    groups = []
+    for by_width in kinds.values():
+        members: list[int] = []
+        width = real = 0
+        for w in sorted(by_width, reverse=True):
+            calls = by_width[w]
+            if members and (len(members) + len(calls)) * width > PAD_LIMIT * (
+                real + w * len(calls)
+            ):
+                groups.append(Group(tuple(members), width))
+                members, real = [], 0
+            if not members:
+                width = w
+            members += calls
+            real += w * len(calls)
+        groups.append(Group(tuple(members), width))
+    return tuple(groups)
+
+
+def is_row(spec: _methods.Spec, prior: Any) -> bool:
+    """Whether a call's mask is its row as it is: no prior, or a prior no larger than the
+    mask (a keepdims or scalar prior, or any prior of an unstructured call)."""
+    if prior is None or spec.dim is None:
+        return True
+    shape = _methods.mask_shape(spec)
+    return np.broadcast_shapes(tuple(jnp.shape(prior)), shape) == shape
+
+
+def _pad(row: Array, width: int) -> Array:
+    row = row.reshape(-1)
+    return jnp.pad(row, (0, width - row.shape[0])) if row.shape[0] < width else row
+
+
+def _prefix_draws(keys: Array) -> bool:
+    """Whether bits drawn for ``n`` units are the first ``n`` of a longer draw."""
+    return jax.config.jax_threefry_partitionable and str(jax.random.key_impl(keys)) == (
+        "threefry2x32"
+    )
+
+
+def _keys(group: Group, specs, keys, scores) -> Array:
+    members, width = group.members, group.width
+    first = specs[members[0]]
+    if first.method in _methods.RANDOM:
+        batch = _gather_keys(keys, members)
+        if _prefix_draws(batch):
+            return jax.vmap(lambda kk: _select.random_keys(kk, (width,)))(batch)
+        rows = [
+            _select.random_keys(batch[j], _methods.unit_shape(specs[i]))
+            for j, i in enumerate(members)
+        ]
+    elif first.method == "l1_unstructured":
+        rows = [scores[i] for i in members]
+    else:
+        rows = [_methods.channel_norms(scores[i], specs[i].norm, specs[i].dim) for i in members]
+    return jnp.stack([_pad(r, width) for r in rows])
+
+
+def select(
+    group: Group,
+    specs: Sequence[_methods.Spec],
+    statics: Sequence[Any],
+    keys: list[Array | None] | Array,
+    scores: Sequence[Array | None],
+    priors: Sequence[Array | None],
+    counts: Sequence[Any],
+) -> Array:
+    """The kept units of every call of ``group``, one row each (inside a traced program).
+
+    Row ``j`` holds call ``group.members[j]``'s kept units in its first ``units`` entries
+    (False after them): the mask :func:`jaxprune._methods.compute` gives, flattened.
+    """
+    members, width = group.members, group.width
+    lengths = np.array([specs[i].units for i in members], np.uint32)
+    padded = bool((lengths != width).any())
+    alive_units = [_methods.alive_units(specs[i], priors[i]) for i in members]
+    alive = None
+    if any(a is not None for a in alive_units):
+        alive = jnp.stack(
+            [jnp.ones((width,), bool) if a is None else _pad(a, width) for a in alive_units]
+        )
+    if padded:
+        real = jnp.arange(width, dtype=jnp.uint32) < lengths[:, None]
+        alive = real if alive is None else alive & real
+    n_alive = jnp.asarray(lengths) if alive is None else jnp.sum(alive, axis=1, dtype=jnp.uint32)
+
+    static = statics[members[0]]  # one kind per group (plan)
+    if static is None:  # exact counts from Python
+        k = jnp.stack([jnp.asarray(counts[i], jnp.uint32) for i in members])
+    elif static == "table":  # round(amount * n) for every n up to the widest call's units
+        k = counts[members[0]][n_alive]
+    elif static == "traced":
+        k = _amount.traced_count(counts[members[0]], n_alive, width)
+    else:
+        k = _amount.traced_count(static, n_alive, width)
+    k = k.astype(jnp.uint32)
+
+    unit_keys = _keys(group, specs, keys, scores)
+    if alive is None:
+        pruned = jax.vmap(lambda kk, kc: _select.lowest_k([kk], [None], kc)[0])(unit_keys, k)
+        return ~pruned
+    pruned = jax.vmap(lambda kk, a, kc: _select.lowest_k([kk], [a], kc)[0])(unit_keys, alive, k)
+    return ~pruned & alive
+
+
+def compute_many(
+    specs: tuple[_methods.Spec, ...],
+    statics: tuple[Any, ...],
+    groups: tuple[Group, ...],
+    keys: list[Array | None] | Array,
+    scores: list[Array | None],
+    priors: list[Array | None],
+    counts: list[Any],
+) -> tuple[list[Array | None], list[Array]]:
+    """The masks of many calls in one program: ``(masks, blocks)``.
+
+    ``groups`` is :func:`plan`'s grouping of the calls. ``blocks`` holds each group's rows
+    (:func:`select`); ``masks[i]`` is call ``i``'s mask, or None where the mask is its row as
+    it is (:func:`is_row`), for the caller to take (:func:`take`, :func:`row_mask`). ``keys``
+    holds each call's key (None for the methods that draw nothing), or is one array whose rows
+    are the calls' keys.
+
+    The calls left out of the groups (over ``BATCH_LIMIT`` units) select one after the other:
+    each counting pass then reads one weight, which stays in the CPU's cache for all its
+    passes, where a batch of weights would be read from memory on every pass (8 GPT-2 blocks,
+    l1_unstructured: 1.05 s batched, 0.34 s one at a time). Their random draws of one shape
+    are made by one ``vmap``-ed generator.
+    """
+    masks: list[Array | None] = [None] * len(specs)
+    blocks = []
+    for group in groups:
+        block = select(group, specs, statics, keys, scores, priors, counts)
+        blocks.append(block)
+        for j, i in enumerate(group.members):
+            if not is_row(specs[i], priors[i]):
+                masks[i] = row_mask(block, j, specs[i], priors[i])
+    grouped = {i for group in groups for i in group.members}
+    alone = [i for i in range(len(specs)) if i not in grouped]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i in alone:
+        if specs[i].method in _methods.RANDOM:
+            by_shape.setdefault(_methods.unit_shape(specs[i]), []).append(i)
+    bits: dict[int, Array] = {}
+    for shape, members in by_shape.items():
+        batch = _gather_keys(keys, members)
+        drawn = jax.vmap(lambda kk, shape=shape: _select.random_keys(kk, shape))(batch)
+        bits.update((i, drawn[j]) for j, i in enumerate(members))
+    for i in alone:
+        sel = _methods.selection(
+            specs[i], statics[i], None, scores[i], priors[i], counts[i], bits.get(i)
+        )
+        (pruned,) = _select.lowest_k([sel.keys], [sel.alive], sel.k)
+        masks[i] = _methods.finish(specs[i], pruned, sel, priors[i])
+    return masks, blocks
+
+
+def _gather_keys(keys: list[Array | None] | Array, members: Sequence[int]) -> Array:
+    if isinstance(keys, list):
+        return jnp.stack([keys[i] for i in members])
+    return keys[np.asarray(members)]  # rows of one array of keys: one gather
+
+
+def row_mask(block: Array, j: int, spec: _methods.Spec, prior: Array | None) -> Array:
+    """Call ``j``'s mask from its group's rows, inside a traced program."""
+    mask = block[j, : spec.units].reshape(_methods.mask_shape(spec))
+    return mask if is_row(spec, prior) else mask & prior
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _take(block: Array, j: Array, units: int, shape: tuple[int, ...]) -> Array:
+    return lax.dynamic_index_in_dim(block, j, keepdims=False)[:units].reshape(shape)
+
+
+def take(block: Array, j: int, spec: _methods.Spec) -> Array:
+    """Call ``j``'s mask from its group's rows, eagerly: one kernel per mask shape, compiled
+    once and run per call (a few microseconds each)."""
+    return _take(block, np.int32(j), spec.units, _methods.mask_shape(spec))
