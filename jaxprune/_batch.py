@@ -8,7 +8,8 @@ about 6 ms). Here the calls whose unit counts are close share one padded group:
 
 - every call's units are laid out in a row of the group's width ``W``, the row's tail being
   dead units (never counted, never selected: the selection is the call's own, unit for unit);
-- one ``vmap``-ed selection loop serves the whole group;
+- one batched selection loop serves the whole group
+  (:func:`jaxprune._select.lowest_k_rows`);
 - the masks come out as the rows of one ``(G, W)`` boolean array. An eager caller takes each
   mask from its row with one small kernel compiled per mask shape (:func:`take`); a traced
   caller slices in its own program (:func:`row_mask`).
@@ -138,6 +139,7 @@ def select(
     scores: Sequence[Array | None],
     priors: Sequence[Array | None],
     counts: Sequence[Any],
+    exact: Array,
 ) -> Array:
     """The kept units of every call of ``group``, one row each (inside a traced program).
 
@@ -159,8 +161,8 @@ def select(
     n_alive = jnp.asarray(lengths) if alive is None else jnp.sum(alive, axis=1, dtype=jnp.uint32)
 
     static = statics[members[0]]  # one kind per group (plan)
-    if static is None:  # exact counts from Python
-        k = jnp.stack([jnp.asarray(counts[i], jnp.uint32) for i in members])
+    if static is None:  # exact counts from Python, in one array (pack_counts)
+        k = exact[np.asarray(members)]
     elif static == "table":  # round(amount * n) for every n up to the widest call's units
         k = counts[members[0]][n_alive]
     elif static == "traced":
@@ -169,12 +171,8 @@ def select(
         k = _amount.traced_count(static, n_alive, width)
     k = k.astype(jnp.uint32)
 
-    unit_keys = _keys(group, specs, keys, scores)
-    if alive is None:
-        pruned = jax.vmap(lambda kk, kc: _select.lowest_k([kk], [None], kc)[0])(unit_keys, k)
-        return ~pruned
-    pruned = jax.vmap(lambda kk, a, kc: _select.lowest_k([kk], [a], kc)[0])(unit_keys, alive, k)
-    return ~pruned & alive
+    pruned = _select.lowest_k_rows(_keys(group, specs, keys, scores), alive, k)
+    return ~pruned if alive is None else ~pruned & alive
 
 
 def compute_many(
@@ -185,6 +183,7 @@ def compute_many(
     scores: list[Array | None],
     priors: list[Array | None],
     counts: list[Any],
+    exact: Array,
 ) -> tuple[list[Array | None], list[Array]]:
     """The masks of many calls in one program: ``(masks, blocks)``.
 
@@ -192,7 +191,7 @@ def compute_many(
     (:func:`select`); ``masks[i]`` is call ``i``'s mask, or None where the mask is its row as
     it is (:func:`is_row`), for the caller to take (:func:`take`, :func:`row_mask`). ``keys``
     holds each call's key (None for the methods that draw nothing), or is one array whose rows
-    are the calls' keys.
+    are the calls' keys. ``counts`` and ``exact`` are :func:`pack_counts`'s.
 
     The calls left out of the groups (over ``BATCH_LIMIT`` units) select one after the other:
     each counting pass then reads one weight, which stays in the CPU's cache for all its
@@ -203,7 +202,7 @@ def compute_many(
     masks: list[Array | None] = [None] * len(specs)
     blocks = []
     for group in groups:
-        block = select(group, specs, statics, keys, scores, priors, counts)
+        block = select(group, specs, statics, keys, scores, priors, counts, exact)
         blocks.append(block)
         for j, i in enumerate(group.members):
             if not is_row(specs[i], priors[i]):
@@ -234,6 +233,25 @@ def _gather_keys(keys: list[Array | None] | Array, members: Sequence[int]) -> Ar
     return keys[np.asarray(members)]  # rows of one array of keys: one gather
 
 
+def pack_counts(
+    groups: tuple[Group, ...], statics: Sequence[Any], counts: Sequence[Any]
+) -> tuple[list[Any], np.ndarray]:
+    """``counts`` as :func:`compute_many` takes them: the grouped calls' exact counts in one
+    array (one argument of the program, not one scalar per call: 96 scalar arguments cost
+    0.15 ms a call), and of each group's tables of Python's rounding only the first, the one
+    its rows read."""
+    counts = list(counts)
+    exact = np.zeros(len(counts), np.uint32)
+    for group in groups:
+        for j, i in enumerate(group.members):
+            if statics[i] is None:
+                exact[i] = counts[i]
+                counts[i] = None
+            elif statics[i] == "table" and j:
+                counts[i] = None
+    return counts, exact
+
+
 def row_mask(block: Array, j: int, spec: _methods.Spec, prior: Array | None) -> Array:
     """Call ``j``'s mask from its group's rows, inside a traced program."""
     mask = block[j, : spec.units].reshape(_methods.mask_shape(spec))
@@ -245,7 +263,13 @@ def _take(block: Array, j: Array, units: int, shape: tuple[int, ...]) -> Array:
     return lax.dynamic_index_in_dim(block, j, keepdims=False)[:units].reshape(shape)
 
 
+@functools.cache
+def _row_index(j: int) -> Array:
+    # A device scalar made once: passing it costs 4 us a call, a NumPy int 5.6 us.
+    return jnp.int32(j)
+
+
 def take(block: Array, j: int, spec: _methods.Spec) -> Array:
     """Call ``j``'s mask from its group's rows, eagerly: one kernel per mask shape, compiled
     once and run per call (a few microseconds each)."""
-    return _take(block, np.int32(j), spec.units, _methods.mask_shape(spec))
+    return _take(block, _row_index(j), spec.units, _methods.mask_shape(spec))

@@ -85,8 +85,8 @@ def constrain(masks: list[Array], shardings: tuple[Any, ...]) -> list[Array]:
     ]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 8))
-def _program(specs, static_amounts, groups, hashes, key, scores, priors, counts, shardings):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 9))
+def _program(specs, static_amounts, groups, hashes, key, scores, priors, counts, exact, shardings):
     """The masks of many calls, and the rows of their groups (:mod:`jaxprune._batch`). With
     shardings, every mask is made in the program (pinned where its weight lives) and no rows
     are returned."""
@@ -94,7 +94,9 @@ def _program(specs, static_amounts, groups, hashes, key, scores, priors, counts,
         keys = [None] * len(specs)
     else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
-    masks, blocks = _batch.compute_many(specs, static_amounts, groups, keys, scores, priors, counts)
+    masks, blocks = _batch.compute_many(
+        specs, static_amounts, groups, keys, scores, priors, counts, exact
+    )
     if all(s is None for s in shardings):
         return masks, blocks
     for group, block in zip(groups, blocks):
@@ -269,6 +271,7 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
         sub_scores = [jobs[i][2] for i in rest]
         sub_priors = [jobs[i][3] for i in rest]
         groups = _batch.plan(sub, sub_statics, sub_scores)
+        sub_counts, exact = _batch.pack_counts(groups, sub_statics, [counts[i] for i in rest])
         masks, blocks = _program(
             tuple(sub),
             sub_statics,
@@ -277,7 +280,8 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
             key,
             sub_scores,
             sub_priors,
-            [counts[i] for i in rest],
+            sub_counts,
+            exact,
             tuple(jobs[i][4] for i in rest),
         )
         # A mask that is its group's row as it is: taken eagerly by a kernel compiled per mask

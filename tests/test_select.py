@@ -267,3 +267,34 @@ def test_end_game_settles_a_run_of_tied_keys():
     )
     assert bool(found) and int(hidden) > 0
     assert int(v) == int(key(3.0)) and int(n_below) == below
+
+
+@pytest.mark.parametrize("width", [40, 300])  # the sorted path, the counting path
+@pytest.mark.parametrize("with_alive", [False, True])
+@pytest.mark.parametrize("kind", ["bits", "few_values", "floats"])
+def test_rows_select_what_each_row_alone_selects(width, with_alive, kind):
+    # lowest_k_rows runs the tie cut only when some row needs it; rows with and without ties
+    # at their cut, every k from none to all, match the reference row by row.
+    rng = np.random.default_rng(width + 3 * with_alive + len(kind))
+    rows = 12
+    if kind == "bits":  # the random methods' keys: ties almost never
+        scores = rng.integers(0, 2**32, size=(rows, width), dtype=np.uint32)
+    elif kind == "few_values":  # ties at every cut
+        scores = rng.integers(0, 5, size=(rows, width), dtype=np.uint32)
+    else:
+        scores = np.round(rng.normal(size=(rows, width)), 1).astype(np.float32)
+        scores[0, :3] = [np.nan, -np.inf, -0.0]
+    alive = rng.random((rows, width)) < 0.7 if with_alive else np.ones((rows, width), bool)
+    n_alive = alive.sum(axis=1)
+    k = np.array([0, n_alive[1]] + list(rng.integers(0, n_alive[2:] + 1)), np.uint32)
+    got = jax.jit(_select.lowest_k_rows)(
+        jnp.asarray(scores), jnp.asarray(alive) if with_alive else None, jnp.asarray(k)
+    )
+    order = np.abs(scores) if kind == "floats" else scores
+    for r in range(rows):
+        np.testing.assert_array_equal(np.asarray(got[r]), ref_lowest(order[r], alive[r], k[r]))
+    if kind == "bits":  # the last row's cut lands inside a run of ties: the cut branch runs
+        scores[-1, : width // 2] = 7
+        k[-1] = 3
+        got = _select.lowest_k_rows(jnp.asarray(scores), jnp.asarray(alive), jnp.asarray(k))
+        np.testing.assert_array_equal(np.asarray(got[-1]), ref_lowest(scores[-1], alive[-1], 3))
