@@ -52,9 +52,12 @@ def median_time(
 
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the OS
-    (``mallopt``: no trimming, no ``mmap`` below 32 MiB), so that a steady-state repetition
-    reuses what the last one freed, for every library in the process. Without it a
-    repetition that frees and reallocates a 1.2 GB result page-faults all of it again.
+    (``mallopt``: no trimming, no ``mmap`` below 32 MiB, one arena for all threads), so that
+    a steady-state repetition reuses what the last one freed, for every library in the
+    process. Without it a repetition that frees and reallocates a 1.2 GB result page-faults
+    all of it again. With an arena per thread, memory that one of XLA's threads freed is not
+    reused by another's allocation: W2 random_structured masks + weights took 76-443 ms a
+    repetition (page faults, erratic), and 66-75 ms with one arena (a 62 ms memcpy).
     Returns False where there is no glibc."""
     import ctypes
     import ctypes.util
@@ -64,8 +67,12 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_trim_threshold, 2**31 - 1) and libc.mallopt(m_mmap_threshold, 2**25)
+        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+        ok = (
+            libc.mallopt(m_trim_threshold, 2**31 - 1)
+            and libc.mallopt(m_mmap_threshold, 2**25)
+            and libc.mallopt(m_arena_max, 1)
+        )
     except (OSError, AttributeError):
         return False
     return bool(ok)
