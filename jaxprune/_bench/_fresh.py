@@ -168,16 +168,15 @@ def rounds(lib: str, model: str, size: dict[str, int], n_rounds: int) -> dict[st
 
 def steady(model: str, size: dict[str, int], reps: int) -> dict[str, Any]:
     """jaxprune's random_structured(0.3) masks + pruned weights, steady state, in a process
-    that holds no torch tensors, and the memcpy floor timed in the same process.
+    that holds the JAX model alone (as a jaxprune user's does), and the memcpy floor timed
+    in the same process: a check that the suite's figure for the same call owes nothing to
+    the suite's process (the torch twin of the model, the workloads run before it)."""
+    _measure.keep_freed_memory()  # before XLA starts its threads
 
-    The suite's own process holds the torch twin of the model (1.2 GB for W2), and there
-    XLA's writes into freshly allocated buffers are measurably slower; this is the figure of
-    a process that holds the JAX model alone, as a jaxprune user's does."""
     import jax
 
     import jaxprune as jp
 
-    _measure.keep_freed_memory()
     shapes = _shapes(model, size)
     params = _models.Model(shapes, torch_side=False).params
     nbytes = 4 * sum(_models.Model.size(s) for _, s in shapes)

@@ -57,8 +57,9 @@ def keep_freed_memory() -> bool:
     process. Without it a repetition that frees and reallocates a 1.2 GB result page-faults
     all of it again. With an arena per thread, memory that one of XLA's threads freed is not
     reused by another's allocation: W2 random_structured masks + weights took 76-443 ms a
-    repetition (page faults, erratic), and 66-75 ms with one arena (a 62 ms memcpy).
-    Returns False where there is no glibc."""
+    repetition (page faults, erratic), and 66-75 ms with one arena (a 62 ms memcpy). Call
+    it before any thread starts: a thread keeps the arena it has. Returns False where there
+    is no glibc."""
     import ctypes
     import ctypes.util
 
