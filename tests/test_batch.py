@@ -12,7 +12,8 @@ KEY = jax.random.key(7)
 
 
 def mixed_params():
-    """Widths 40, 36, 32 (one group), 12 and 10 (another), some units tied."""
+    """Widths 40, 36, 32, 12 and 10, some units tied: one group, or (with no slack) 40-32
+    in one and 12-10 in another."""
     ks = jax.random.split(jax.random.key(3), 6)
     return {
         "a": jax.random.normal(ks[0], (6, 40)),
@@ -60,7 +61,9 @@ CASES = [
 
 @pytest.mark.parametrize("method, kw", CASES)
 @pytest.mark.parametrize("with_priors", [False, True])
-def test_rows_give_each_leaf_its_own_mask(method, kw, with_priors):
+@pytest.mark.parametrize("slack", [0, _batch.PAD_SLACK])
+def test_rows_give_each_leaf_its_own_mask(method, kw, with_priors, slack, monkeypatch):
+    monkeypatch.setattr(_batch, "PAD_SLACK", slack)
     params = mixed_params()
     prior = priors(params) if with_priors else {}
     masks = {k: v for k, v in prior.items() if v is not None} or None
@@ -116,6 +119,22 @@ def test_plan_pads_close_widths_together_and_keeps_far_ones_apart():
     assert all(specs[g.members[0]].units == g.width for g in groups)
 
 
+def test_plan_lets_small_widths_share_a_group_within_the_slack(monkeypatch):
+    # ResNet-50's 54 weights (64 to 2048 channels) make one group: 84k dead entries cost
+    # less selection time than five more groups cost compilation.
+    from jaxprune._bench import _models
+
+    specs = [spec(s) for _, s in _models.resnet50_shapes(64)]
+    groups = _batch.plan(specs, (None,) * len(specs), [None] * len(specs))
+    assert [(g.width, len(g.members)) for g in groups] == [(2048, 54)]
+    monkeypatch.setattr(_batch, "PAD_SLACK", 0)  # the ratio alone
+    groups = _batch.plan(specs, (None,) * len(specs), [None] * len(specs))
+    assert [g.width for g in groups] == [2048, 1024, 512, 256, 64]
+    for g in groups:  # within the ratio
+        real = sum(specs[i].units for i in g.members)
+        assert len(g.members) * g.width <= _batch.PAD_LIMIT * real
+
+
 def test_plan_separates_key_dtypes_and_count_kinds_and_leaves_large_calls_alone():
     f32, bf16, i32 = jnp.zeros(1), jnp.zeros(1, jnp.bfloat16), jnp.zeros(1, jnp.int32)
     specs = [
@@ -152,7 +171,7 @@ def test_eager_program_returns_rows_not_one_output_per_leaf(monkeypatch):
     masks = jp.prune(params, "random_structured", key=KEY, amount=0.5)
     direct, blocks = seen["out"]
     assert all(m is None for m in direct)
-    assert [b.shape for b in blocks] == [(12, 16), (6, 4)]
+    assert [b.shape for b in blocks] == [(18, 16)]  # 72 dead entries: one group
     for name, x in params.items():
         want = jp.random_structured(jp.leaf_key(KEY, name), x, 0.5)
         np.testing.assert_array_equal(np.asarray(masks[name]), np.asarray(want))
