@@ -168,10 +168,9 @@ def select(
         k = exact[np.asarray(members)]
     elif static == "table":  # round(amount * n) for every n up to the widest call's units
         k = counts[members[0]][n_alive]
-    elif static == "traced":
-        k = _amount.traced_count(counts[members[0]], n_alive, width)
-    else:
-        k = _amount.traced_count(static, n_alive, width)
+    else:  # the traced amount held in counts, or a Python number
+        amount = counts[members[0]] if static == "traced" else static
+        k = _amount.traced_count(amount, n_alive, width)
     k = k.astype(jnp.uint32)
 
     pruned = _select.lowest_k_rows(_keys(group, specs, keys, scores), alive, k)
@@ -253,6 +252,20 @@ def pack_counts(
             elif statics[i] == "table" and j:
                 counts[i] = None
     return counts, exact
+
+
+def fill_rows(
+    masks: list[Array | None],
+    groups: tuple[Group, ...],
+    blocks: Sequence[Array],
+    row: Any,
+) -> None:
+    """Fill in each mask that :func:`compute_many` left to its row (None) with
+    ``row(block, j, i)``: call ``i``'s group's rows and its row ``j``."""
+    for group, block in zip(groups, blocks):
+        for j, i in enumerate(group.members):
+            if masks[i] is None:
+                masks[i] = row(block, j, i)
 
 
 def row_mask(block: Array, j: int, spec: _methods.Spec, prior: Array | None) -> Array:

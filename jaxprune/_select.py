@@ -179,16 +179,16 @@ def lowest_k_rows(scores: Array, alive: Array | None, k: Array) -> Array:
     never tie.
     """
     width = scores.shape[1]
+    rows_alive = 0 if alive is not None else None  # vmap's in_axes for alive
     if width <= SORT_LIMIT:
-        if alive is None:
-            return jax.vmap(lambda s, kk: lowest_k([s], [None], kk)[0])(scores, k)
-        return jax.vmap(lambda s, a, kk: lowest_k([s], [a], kk)[0])(scores, alive, k)
+        one = jax.vmap(lambda s, a, kk: lowest_k([s], [a], kk)[0], (0, rows_alive, 0))
+        return one(scores, alive, k)
     kdtype = jnp.uint64 if jnp.dtype(scores.dtype).itemsize == 8 else jnp.uint32
     cdt = _counting_dtype(width)
     k = jnp.asarray(k, jnp.uint32).astype(cdt)
 
     def keys_of(row):
-        return [Keys(row if jnp.issubdtype(row.dtype, jnp.floating) else order_key(row), kdtype)]
+        return [Keys(row, kdtype)]
 
     def kth(row, a, kk):
         return _kth(keys_of(row), [a], kk, cdt)
@@ -199,7 +199,6 @@ def lowest_k_rows(scores: Array, alive: Array | None, k: Array) -> Array:
     def below(row, a, v, end):
         return _below(keys_of(row), [a], v, [end], cdt)[0]
 
-    rows_alive = 0 if alive is not None else None
     v, c_lo, c_hi = jax.vmap(kth, (0, rows_alive, 0))(scores, alive, k)
     take = k - c_lo
     plain = (take == 0) | (take == c_hi - c_lo)

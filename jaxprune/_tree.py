@@ -85,11 +85,13 @@ def constrain(masks: list[Array], shardings: tuple[Any, ...]) -> list[Array]:
     ]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 9))
-def _program(specs, static_amounts, groups, hashes, key, scores, priors, counts, exact, shardings):
-    """The masks of many calls, and the rows of their groups (:mod:`jaxprune._batch`). With
-    shardings, every mask is made in the program (pinned where its weight lives) and no rows
-    are returned."""
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 9, 10))
+def _program(
+    specs, static_amounts, groups, hashes, key, scores, priors, counts, exact, shardings, rows
+):
+    """The masks of many calls. With ``rows``, also the rows of their groups, and None for
+    the masks that are rows as they are (:mod:`jaxprune._batch`), for the caller to take;
+    without, every mask is made in the program (pinned where its weight lives)."""
     if key is None:
         keys = [None] * len(specs)
     else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
@@ -97,12 +99,11 @@ def _program(specs, static_amounts, groups, hashes, key, scores, priors, counts,
     masks, blocks = _batch.compute_many(
         specs, static_amounts, groups, keys, scores, priors, counts, exact
     )
-    if all(s is None for s in shardings):
+    if rows:
         return masks, blocks
-    for group, block in zip(groups, blocks):
-        for j, i in enumerate(group.members):
-            if masks[i] is None:
-                masks[i] = _batch.row_mask(block, j, specs[i], priors[i])
+    _batch.fill_rows(
+        masks, groups, blocks, lambda block, j, i: _batch.row_mask(block, j, specs[i], priors[i])
+    )
     return constrain(masks, shardings), []
 
 
@@ -272,6 +273,10 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
         sub_priors = [jobs[i][3] for i in rest]
         groups = _batch.plan(sub, sub_statics, sub_scores)
         sub_counts, exact = _batch.pack_counts(groups, sub_statics, [counts[i] for i in rest])
+        # Called eagerly on one device, a mask that is its group's row as it is is taken by a
+        # kernel compiled per mask shape (one output kernel per leaf in the program compiled
+        # in 6 ms each, and again for every tree); traced or sharded, the program makes it.
+        rows = not traced and all(jobs[i][4] is None for i in rest)
         masks, blocks = _program(
             tuple(sub),
             sub_statics,
@@ -283,18 +288,9 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
             sub_counts,
             exact,
             tuple(jobs[i][4] for i in rest),
+            rows,
         )
-        # A mask that is its group's row as it is: taken eagerly by a kernel compiled per mask
-        # shape (one output kernel per leaf in the program compiled in 6 ms each, and
-        # again for every tree), or sliced inside the caller's trace.
-        for group, block in zip(groups, blocks):
-            for j, i in enumerate(group.members):
-                if masks[i] is None:
-                    masks[i] = (
-                        _batch.row_mask(block, j, sub[i], sub_priors[i])
-                        if traced
-                        else _batch.take(block, j, sub[i])
-                    )
+        _batch.fill_rows(masks, groups, blocks, lambda block, j, i: _batch.take(block, j, sub[i]))
         out.update({jobs[i][0]: m for i, m in zip(rest, masks)})
     return out
 
