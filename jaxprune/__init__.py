@@ -8,6 +8,7 @@ and inspect masks.
 from ._basic import apply_mask as apply_mask
 from ._basic import custom_from_mask as custom_from_mask
 from ._basic import identity as identity
+from ._define import register_method as register_method
 from ._errors import ShapeMismatchError as ShapeMismatchError
 from ._global import global_unstructured as global_unstructured
 from ._keys import leaf_key as leaf_key
@@ -31,7 +32,46 @@ from ._tree import sparsity as sparsity
 from ._unstructured import l1_unstructured as l1_unstructured
 from ._unstructured import random_unstructured as random_unstructured
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("jaxprune")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
+__all__ = [
+    "GradualPruningState",
+    "KeepPrunedState",
+    "LeafReport",
+    "PolynomialSchedule",
+    "ShapeMismatchError",
+    "apply_mask",
+    "apply_masks",
+    "constant_schedule",
+    "current_masks",
+    "custom_from_mask",
+    "format_report",
+    "global_unstructured",
+    "gradual_pruning",
+    "identity",
+    "keep_pruned",
+    "l1_unstructured",
+    "leaf_key",
+    "ln_structured",
+    "one_shot_schedule",
+    "polynomial_schedule",
+    "prune",
+    "random_structured",
+    "random_unstructured",
+    "register_method",
+    "report",
+    "sparsity",
+]
 
 
 def __getattr__(name: str):

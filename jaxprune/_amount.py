@@ -4,12 +4,17 @@ Two phases, as in torch: :func:`check_amount` validates the amount on its own (t
 range); :func:`exact_count` turns it into a count once the number of unpruned units is known
 and rejects an int larger than that number. Under ``jit`` the count may have to be computed
 from traced values: :func:`traced_count` does that inside the program.
+
+How one call's count is decided is resolved once, here, by :func:`resolve`: a
+:class:`Count` (static, hashable: part of the compiled program's identity) and the value the
+program receives for it. Every layer reads that pair and nothing else.
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +89,12 @@ def exact_count(amount: int | float, units: int, what: str, name: str = "amount"
     return round(amount * units)
 
 
+#: A float amount over a concrete prior of at most this many units takes its count from a
+#: table of Python's rounding inside the program (:data:`TABLE`), instead of a count of the
+#: unpruned units on the host first, which would wait for the device between two programs.
+TABLE_LIMIT = 1 << 16
+
+
 def count_table(amount: float, max_units: int) -> np.ndarray:
     """``round(amount * n)`` for every ``n`` in ``[0, max_units]``, computed in Python."""
     return np.array([round(amount * n) for n in range(max_units + 1)], dtype=np.uint32)
@@ -105,7 +116,7 @@ def traced_count(amount: Amount, n_alive: Array, max_units: int) -> Array:
     so it stays exact.
     """
     n_alive = n_alive.astype(jnp.uint32)
-    if isinstance(amount, float) and max_units <= 1 << 16:
+    if isinstance(amount, float) and max_units <= TABLE_LIMIT:
         return jnp.asarray(count_table(amount, max_units))[n_alive]
     amount = jnp.asarray(amount)
     if jnp.issubdtype(amount.dtype, jnp.floating):
@@ -116,3 +127,89 @@ def traced_count(amount: Amount, n_alive: Array, max_units: int) -> Array:
         k = amount
     k = jnp.clip(k, 0, n_alive.astype(k.dtype))
     return k.astype(jnp.uint32)
+
+
+class Count(NamedTuple):
+    """How a call's count to prune is decided (hashable: a static argument of the programs).
+
+    ``kind`` is one of:
+
+    - ``"exact"``: the count is known; the program's count argument is it (a NumPy
+      ``uint32``, or a traced count a caller computed);
+    - ``"table"``: a Python float over a concrete prior; the argument is
+      :func:`device_table`, ``round(amount * n)`` for every ``n``, which the program indexes
+      with the number of unpruned units it counts;
+    - ``"traced"``: a ``jax.Array`` amount; the argument is the amount, rounded in the
+      program (:func:`traced_count`);
+    - ``"static"``: a Python amount over a traced prior; the amount is ``amount`` (part of
+      the program) and the argument is None.
+    """
+
+    kind: str
+    amount: int | float | None = None
+
+    def in_program(self, value: Any, n_alive: Array, max_units: int) -> Array:
+        """The count, inside a traced program, from the argument ``value`` and the number of
+        unpruned units ``n_alive`` (of at most ``max_units``)."""
+        if self.kind == "exact":
+            return jnp.asarray(value, jnp.uint32)
+        if self.kind == "table":
+            return value[n_alive.astype(jnp.uint32)]
+        amount = value if self.kind == "traced" else self.amount
+        return traced_count(amount, n_alive, max_units)
+
+
+EXACT = Count("exact")
+TABLE = Count("table")
+TRACED = Count("traced")
+
+
+def prior_kind(prior: Any) -> str | None:
+    """``None`` without a prior mask, ``"traced"`` for a tracer, else ``"concrete"``."""
+    if prior is None:
+        return None
+    return "traced" if isinstance(prior, jax.core.Tracer) else "concrete"
+
+
+def uses_table(amount: Amount, units: int, prior: str | None) -> bool:
+    """Whether :func:`resolve` takes the count from a table in the program: a Python float
+    over a concrete prior of at most :data:`TABLE_LIMIT` units."""
+    return prior == "concrete" and isinstance(amount, float) and units <= TABLE_LIMIT
+
+
+def needs_alive_count(amount: Amount, units: int, prior: str | None) -> bool:
+    """Whether :func:`resolve` needs the number of unpruned units counted on the host first:
+    a Python amount over a concrete prior, without a table."""
+    return (
+        prior == "concrete"
+        and not isinstance(amount, jax.Array)
+        and not uses_table(amount, units, prior)
+    )
+
+
+def resolve(
+    amount: Amount, units: int, *, prior: str | None, n_alive: int | None, what: str
+) -> tuple[Count, Any]:
+    """The :class:`Count` of a call and the value its program receives.
+
+    Args:
+        amount: a checked amount (:func:`check_amount`).
+        units: the number of units the call selects among.
+        prior: :func:`prior_kind` of the call's prior mask.
+        n_alive: the unpruned units counted on the host, when :func:`needs_alive_count`.
+        what: the units, for error messages (``"channels of a tensor of shape (4, 8)"``).
+
+    Raises:
+        ValueError: an int amount larger than the units it counts among (all of them when
+            the prior is traced).
+    """
+    if isinstance(amount, jax.Array):
+        return TRACED, amount
+    if prior is None:
+        return EXACT, np.uint32(exact_count(amount, units, what))
+    if uses_table(amount, units, prior):
+        return TABLE, device_table(amount, units)
+    if n_alive is not None:
+        return EXACT, np.uint32(exact_count(amount, n_alive, f"unpruned {what}"))
+    exact_count(amount, units, what)  # a traced prior: an int is checked against every unit
+    return Count("static", amount), None

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _checks
+from . import _checks, _registry
 from ._typing import Array, ArrayLike
 
 
@@ -81,3 +81,18 @@ def apply_mask(x: ArrayLike, mask: ArrayLike) -> Array:
     x = _checks.as_tensor(x)
     m = _checks.as_mask(mask, x.shape, "mask")
     return zero_pruned(x, m)
+
+
+IDENTITY = _registry.register(
+    _registry.Method("identity", None, importance=False, builtin=True, function=identity)
+)
+CUSTOM_FROM_MASK = _registry.register(
+    _registry.Method(
+        "custom_from_mask",
+        None,
+        importance=False,
+        inputs=("mask",),
+        builtin=True,
+        function=custom_from_mask,
+    )
+)

@@ -52,21 +52,14 @@ class Group(NamedTuple):
     width: int
 
 
-def keys_dtype(spec: _methods.Spec, scores: Any) -> Any:
-    """The dtype of a call's selection keys (see :func:`jaxprune._methods.selection`)."""
-    if spec.method in _methods.RANDOM:
-        return jnp.dtype(jnp.uint32)
-    if spec.method == "l1_unstructured":
-        return jnp.dtype(scores.dtype)
-    return jnp.dtype(_methods.norms_dtype(scores.dtype))
-
-
 def plan(
-    specs: Sequence[_methods.Spec], statics: Sequence[Any], scores: Sequence[Any]
+    specs: Sequence[_methods.Spec],
+    counts: Sequence[_amount.Count],
+    scores: Sequence[Any],
 ) -> tuple[Group, ...]:
     """Group the small calls (at most ``BATCH_LIMIT`` units) that can share a selection.
 
-    Calls group by their keys' dtype and by how their count is computed (``statics``); within
+    Calls group by their keys' dtype and by how their count is computed (``counts``); within
     that, by width, widest first: a width joins the current group while the padded entries
     stay within :data:`PAD_LIMIT` times the real ones or :data:`PAD_SLACK` above them. Large
     calls and calls without units are left out: they select on their own.
@@ -75,7 +68,8 @@ def plan(
     for i, spec in enumerate(specs):
         if spec.units == 0 or _methods.is_large(spec):
             continue
-        kind = (keys_dtype(spec, scores[i]), statics[i])
+        dtype = None if scores[i] is None else jnp.dtype(scores[i].dtype)
+        kind = (_methods.keys_dtype(spec, dtype), counts[i])
         kinds.setdefault(kind, {}).setdefault(spec.units, []).append(i)
     groups = []
     for by_width in kinds.values():
@@ -116,28 +110,30 @@ def _prefix_draws(keys: Array) -> bool:
     )
 
 
+def _key_of(keys: list[Array | None] | Array, i: int) -> Array | None:
+    return keys[i] if isinstance(keys, list) else keys[i]
+
+
 def _keys(group: Group, specs, keys, scores) -> Array:
     members, width = group.members, group.width
     first = specs[members[0]]
-    if first.method in _methods.RANDOM:
+    if first.method.order == "draws":
         batch = _gather_keys(keys, members)
         if _prefix_draws(batch):
             return jax.vmap(lambda kk: _select.random_keys(kk, (width,)))(batch)
-        rows = [
-            _select.random_keys(batch[j], _methods.unit_shape(specs[i]))
-            for j, i in enumerate(members)
-        ]
-    elif first.method == "l1_unstructured":
-        rows = [scores[i] for i in members]
+        rows = [_methods.unit_keys(specs[i], batch[j], None) for j, i in enumerate(members)]
     else:
-        rows = [_methods.channel_norms(scores[i], specs[i].norm, specs[i].dim) for i in members]
+        rows = [
+            _methods.unit_keys(specs[i], _key_of(keys, i) if first.method.random else None, scores[i])
+            for i in members
+        ]
     return jnp.stack([_pad(r, width) for r in rows])
 
 
 def select(
     group: Group,
     specs: Sequence[_methods.Spec],
-    statics: Sequence[Any],
+    plans: Sequence[_amount.Count],
     keys: list[Array | None] | Array,
     scores: Sequence[Array | None],
     priors: Sequence[Array | None],
@@ -163,15 +159,11 @@ def select(
         alive = real if alive is None else alive & real
     n_alive = jnp.asarray(lengths) if alive is None else jnp.sum(alive, axis=1, dtype=jnp.uint32)
 
-    static = statics[members[0]]  # one kind per group (plan)
-    if static is None:  # exact counts from Python, in one array (pack_counts)
+    count = plans[members[0]]  # one kind per group (plan)
+    if count == _amount.EXACT:  # counts from Python, in one array (pack_counts)
         k = exact[np.asarray(members)]
-    elif static == "table":  # round(amount * n) for every n up to the widest call's units
-        k = counts[members[0]][n_alive]
-    else:  # the traced amount held in counts, or a Python number
-        amount = counts[members[0]] if static == "traced" else static
-        k = _amount.traced_count(amount, n_alive, width)
-    k = k.astype(jnp.uint32)
+    else:  # a table's first call is the widest, whose table serves every row
+        k = count.in_program(counts[members[0]], n_alive, width)
 
     pruned = _select.lowest_k_rows(_keys(group, specs, keys, scores), alive, k)
     return ~pruned if alive is None else ~pruned & alive
@@ -179,7 +171,7 @@ def select(
 
 def compute_many(
     specs: tuple[_methods.Spec, ...],
-    statics: tuple[Any, ...],
+    plans: tuple[_amount.Count, ...],
     groups: tuple[Group, ...],
     keys: list[Array | None] | Array,
     scores: list[Array | None],
@@ -204,7 +196,7 @@ def compute_many(
     masks: list[Array | None] = [None] * len(specs)
     blocks = []
     for group in groups:
-        block = select(group, specs, statics, keys, scores, priors, counts, exact)
+        block = select(group, specs, plans, keys, scores, priors, counts, exact)
         blocks.append(block)
         for j, i in enumerate(group.members):
             if not is_row(specs[i], priors[i]):
@@ -213,7 +205,7 @@ def compute_many(
     alone = [i for i in range(len(specs)) if i not in grouped]
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i in alone:
-        if specs[i].method in _methods.RANDOM:
+        if specs[i].method.order == "draws":
             by_shape.setdefault(_methods.unit_shape(specs[i]), []).append(i)
     bits: dict[int, Array] = {}
     for shape, members in by_shape.items():
@@ -221,9 +213,8 @@ def compute_many(
         drawn = jax.vmap(lambda kk, shape=shape: _select.random_keys(kk, shape))(batch)
         bits.update((i, drawn[j]) for j, i in enumerate(members))
     for i in alone:
-        sel = _methods.selection(
-            specs[i], statics[i], None, scores[i], priors[i], counts[i], bits.get(i)
-        )
+        key = _key_of(keys, i) if specs[i].method.random else None
+        sel = _methods.selection(specs[i], plans[i], key, scores[i], priors[i], counts[i], bits.get(i))
         (pruned,) = _select.lowest_k([sel.keys], [sel.alive], sel.k)
         masks[i] = _methods.finish(specs[i], pruned, sel, priors[i])
     return masks, blocks
@@ -236,7 +227,7 @@ def _gather_keys(keys: list[Array | None] | Array, members: Sequence[int]) -> Ar
 
 
 def pack_counts(
-    groups: tuple[Group, ...], statics: Sequence[Any], counts: Sequence[Any]
+    groups: tuple[Group, ...], plans: Sequence[_amount.Count], counts: Sequence[Any]
 ) -> tuple[list[Any], np.ndarray]:
     """``counts`` as :func:`compute_many` takes them: the grouped calls' exact counts in one
     array (one argument of the program, not one scalar per call: 96 scalar arguments cost
@@ -246,10 +237,10 @@ def pack_counts(
     exact = np.zeros(len(counts), np.uint32)
     for group in groups:
         for j, i in enumerate(group.members):
-            if statics[i] is None:
+            if plans[i] == _amount.EXACT:
                 exact[i] = counts[i]
                 counts[i] = None
-            elif statics[i] == "table" and j:
+            elif plans[i] == _amount.TABLE and j:
                 counts[i] = None
     return counts, exact
 

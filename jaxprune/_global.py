@@ -9,28 +9,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _amount, _checks, _keys, _methods, _paths, _select, _tree
+from . import _amount, _checks, _keys, _methods, _paths, _registry, _select, _tree
 from ._typing import Amount, Array, PRNGKey, PyTree, Where
-
-_METHODS = ("l1", "random")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 7))
-def _program(method, static_amount, hashes, key, scores, priors, k, shardings):
-    if method == "l1":
-        keys = list(scores)  # ordered by magnitude (_select.order_key)
-    else:
-        keys = [
-            _select.random_keys(jax.random.fold_in(key, h), s.shape) for h, s in zip(hashes, scores)
-        ]
+def _program(specs, count, hashes, key, scores, priors, value, shardings):
+    keys = [
+        _methods.unit_keys(spec, None if key is None else jax.random.fold_in(key, h), s)
+        for spec, h, s in zip(specs, hashes, scores)
+    ]
     alive = [None if p is None else jnp.broadcast_to(p, s.shape) for p, s in zip(priors, scores)]
-    if static_amount is not None:
-        n_alive = jnp.zeros((), jnp.uint32)
-        for a, s in zip(alive, scores):
-            n_alive += s.size if a is None else jnp.sum(a, dtype=jnp.uint32)
-        max_units = sum(s.size for s in scores)
-        amount = k if static_amount == "traced" else static_amount
-        k = _amount.traced_count(amount, n_alive, max_units)
+    n_alive = jnp.zeros((), jnp.uint32)
+    for spec, a in zip(specs, alive):
+        n_alive += _methods.n_alive(spec, a)
+    k = count.in_program(value, n_alive, sum(s.size for s in scores))
     pruned = _select.lowest_k(keys, alive, k)
     return _tree.constrain([~p if a is None else a & ~p for p, a in zip(pruned, alive)], shardings)
 
@@ -52,13 +45,16 @@ def global_unstructured(
     entries of smallest magnitude go, found exactly without concatenating or sorting the
     leaves; ties are broken by position (leaves in tree order, then row-major index). With
     ``"random"`` each leaf draws random bits from ``fold_in(key, hash(path))`` and the
-    lowest draws go.
+    lowest draws go. Any unstructured method registered with
+    :func:`jaxprune.register_method` may be named too: its scores of every leaf compete in
+    one selection (a random one gets each leaf's key).
 
     Args:
         params: a pytree of arrays.
         amount: an int count or a float fraction of the unpruned selected entries.
-        method: ``"l1"`` or ``"random"``.
-        key: required for ``"random"``.
+        method: ``"l1"`` (or ``"l1_unstructured"``), ``"random"`` (or
+            ``"random_unstructured"``), or a registered unstructured method's name.
+        key: required for the random methods.
         where: leaf selection, as in :func:`jaxprune.prune`.
         masks: the masks already in force (same paths as ``params``).
         importance_scores: a pytree of scores matched to ``params`` by path.
@@ -78,12 +74,15 @@ def global_unstructured(
         >>> m["a"].tolist(), m["b"].tolist()
         ([[False, True]], [[True, False]])
     """
-    if method not in _METHODS:
-        raise ValueError(f"method={method!r} is not a global method; choose 'l1' or 'random'.")
-    if method == "random":
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method's name; got {method!r}.")
+    chosen_method = _registry.for_global(method)
+    if chosen_method.random:
         key = _keys.as_key(key)
     elif key is not None:
-        raise TypeError("global_unstructured with method='l1' is not random and takes no key.")
+        raise TypeError(
+            f"global_unstructured with method={method!r} is not random and takes no key."
+        )
     amount = _amount.check_amount(amount)
     paths, leaves, treedef = _paths.flatten(params)
     priors_by_path = _paths.by_path(masks, "masks", paths)
@@ -105,31 +104,25 @@ def global_unstructured(
         scores.append(x if s is None else s)
         shardings.append(_tree.mask_sharding(leaf, x.ndim, None))
 
-    total = sum(int(s.size) for s in scores)
-    static_amount: Any = None
-    k: Any
-    traced_priors = any(p is not None and _checks.is_traced(p) for p in priors)
-    if isinstance(amount, jax.Array):
-        static_amount, k = "traced", amount
-    elif traced_priors:
-        if isinstance(amount, int) and amount > total:
-            _amount.exact_count(amount, total, "entries of the selected leaves")
-        static_amount, k = amount, None
-    else:
-        n_alive = total
-        concrete = [(s, p) for s, p in zip(scores, priors) if p is not None]
-        if concrete:
-            n_alive = sum(
-                _methods.count_alive_now(
-                    [_methods.plan("l1_unstructured", tuple(s.shape)) for s, _ in concrete],
-                    [p for _, p in concrete],
-                )
-            ) + sum(int(s.size) for s, p in zip(scores, priors) if p is None)
-        k = np.uint32(
-            _amount.exact_count(amount, n_alive, "unpruned entries of the selected leaves")
+    specs = tuple(_methods.plan(chosen_method, tuple(s.shape)) for s in scores)
+    for path, spec, s in zip(sel_paths, specs, scores):
+        with _paths.PathError(path):
+            _methods.keys_dtype(spec, jnp.dtype(s.dtype))  # the scores' shape
+    total = sum(spec.units for spec in specs)
+    kinds = {_amount.prior_kind(p) for p in priors} - {None}
+    prior = "traced" if "traced" in kinds else ("concrete" if kinds else None)
+    n_alive = None
+    if _amount.needs_alive_count(amount, total, prior):
+        concrete = [i for i, p in enumerate(priors) if p is not None]
+        counted = _methods.count_alive_now(
+            [specs[i] for i in concrete], [priors[i] for i in concrete]
         )
+        n_alive = sum(counted) + sum(s.units for s, p in zip(specs, priors) if p is None)
+    count, value = _amount.resolve(
+        amount, total, prior=prior, n_alive=n_alive, what="entries of the selected leaves"
+    )
     hashes = tuple(_keys.path_hash(p) for p in sel_paths)
-    new = _program(method, static_amount, hashes, key, scores, priors, k, tuple(shardings))
+    new = _program(specs, count, hashes, key, scores, priors, value, tuple(shardings))
     out = dict(zip(sel_paths, new))
     result = [out[p] if p in out else priors_by_path.get(p, jnp.ones((), bool)) for p in paths]
     return jax.tree_util.tree_unflatten(treedef, result)

@@ -1,11 +1,12 @@
 """The machinery every selection method shares: plan in Python, then compute in one program.
 
-A method prunes *units*: entries for the unstructured methods, channels along ``dim`` for the
-structured ones. :func:`plan` validates a call before any work and returns a hashable
-:class:`Spec`; :func:`count_to_prune` turns the amount into a count among the units that the
-prior mask leaves alive (torch's ``PruningContainer`` semantics); :func:`compute` builds the
-mask inside a traced program. The public functions and the pytree layer are thin drivers of
-these three steps.
+A method (:class:`jaxprune._registry.Method`) prunes *units*: entries for the unstructured
+methods, channels along ``dim`` for the structured ones. :func:`plan` validates a call before
+any work and returns a hashable :class:`Spec`; :func:`jaxprune._amount.resolve` decides how
+the count is computed among the units that the prior mask leaves alive (torch's
+``PruningContainer`` semantics); :func:`compute` builds the mask inside a traced program.
+:func:`call` drives the three steps for a core function; the pytree layer drives them for
+many leaves at once.
 """
 
 from __future__ import annotations
@@ -18,13 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _amount, _checks, _select
-from ._typing import Amount, Array
-
-UNSTRUCTURED = ("random_unstructured", "l1_unstructured")
-STRUCTURED = ("random_structured", "ln_structured")
-RANDOM = ("random_unstructured", "random_structured")
-SCORED = ("l1_unstructured", "ln_structured")
+from . import _amount, _checks, _keys, _order, _select
+from ._registry import Method
+from ._typing import Amount, Array, ArrayLike
 
 #: Selections of at most this many units are batched (see :mod:`jaxprune._batch`).
 BATCH_LIMIT = 1 << 16
@@ -33,44 +30,34 @@ BATCH_LIMIT = 1 << 16
 class Spec(NamedTuple):
     """Everything static about one pruning call."""
 
-    method: str
+    method: Method
     shape: tuple[int, ...]
     dim: int | None  # channel axis, structured methods only
-    norm: float | str | None  # ln_structured only
+    options: tuple[tuple[str, Any], ...]  # the method's static options (ln_structured: n)
     units: int  # entries, or channels along dim
 
-
-def check_norm(n: object, name: str = "n") -> float | str:
-    """A norm order: any int or float (inf and -inf included) or ``'fro'``."""
-    if isinstance(n, str):
-        if n != "fro":
-            raise ValueError(f"{name}={n!r} is not a supported norm: use a number or 'fro'.")
-        return n
-    if isinstance(n, bool) or not isinstance(n, (int, float)) and not hasattr(n, "__float__"):
-        raise TypeError(f"{name} must be a number or 'fro'; got {n!r}.")
-    value = float(n)
-    if math.isnan(value):
-        raise ValueError(f"{name}=nan is not a norm order.")
-    return value
+    def option(self, name: str) -> Any:
+        return dict(self.options)[name]
 
 
-def plan(method: str, shape: tuple[int, ...], *, dim: object = None, n: object = None) -> Spec:
-    """Validate the static side of a call: shape, ``dim`` and ``n``."""
+def plan(method: Method, shape: tuple[int, ...], *, dim: object = -1, **options: Any) -> Spec:
+    """Validate the static side of a call: shape, ``dim``, then the method's options."""
+    given = tuple(sorted(options.items()))
     try:
-        hash((dim, n))
-    except TypeError:  # an unhashable dim or n (a list, say): checked without the cache
-        return _plan.__wrapped__(method, tuple(shape), dim, n)
-    return _plan(method, tuple(shape), dim, n)
+        hash((dim, given))
+    except TypeError:  # an unhashable dim or option (a list, say): checked without the cache
+        return _plan.__wrapped__(method, tuple(shape), dim, given)
+    return _plan(method, tuple(shape), dim, given)
 
 
 @functools.lru_cache(maxsize=4096, typed=True)
-def _plan(method: str, shape: tuple[int, ...], dim: object, n: object) -> Spec:
-    if method in STRUCTURED:
+def _plan(method: Method, shape: tuple[int, ...], dim: object, given: tuple) -> Spec:
+    d = None
+    if method.structured:
         _checks.check_structured(shape)
         d = _checks.check_dim(shape, dim)
-        norm = check_norm(n) if method == "ln_structured" else None
-        return Spec(method, tuple(shape), d, norm, shape[d])
-    return Spec(method, tuple(shape), None, None, math.prod(shape))
+    options = method.static_options(dict(given)) if method.has_options else ()
+    return Spec(method, tuple(shape), d, options, shape[d] if method.structured else math.prod(shape))
 
 
 def alive_units(spec: Spec, prior: Array | None) -> Array | None:
@@ -104,62 +91,9 @@ def count_alive_now(specs: list[Spec], priors: list[Array]) -> list[int]:
     return [int(c) for c in np.asarray(_count_alive(tuple(specs), list(priors)))]
 
 
-def count_to_prune(
-    spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None = None
-) -> int | Array:
-    """The number of units to prune.
-
-    Exact (Python's rounding, torch's errors) whenever the number of unpruned units is known
-    here: without a prior, or with ``n_alive`` counted from a concrete prior. Otherwise a
-    traced count computed inside the program (see :func:`jaxprune._amount.traced_count`).
-    """
-    what = "channels" if spec.dim is not None else "entries"
-    if isinstance(amount, (int, float)):
-        if prior is None:
-            return _amount.exact_count(
-                amount, spec.units, f"{what} of a tensor of shape {spec.shape}"
-            )
-        if n_alive is not None:
-            return _amount.exact_count(
-                amount, n_alive, f"unpruned {what} of a tensor of shape {spec.shape}"
-            )
-        if isinstance(amount, int) and amount > spec.units:
-            _amount.exact_count(amount, spec.units, f"{what} of a tensor of shape {spec.shape}")
-    return None  # computed in the program
-
-
-def _n_alive(spec: Spec, alive: Array | None) -> Array:
+def n_alive(spec: Spec, alive: Array | None) -> Array:
     """The number of unpruned units, inside a program."""
     return jnp.uint32(spec.units) if alive is None else jnp.sum(alive, dtype=jnp.uint32)
-
-
-def _k_in_program(spec: Spec, amount: Amount, alive: Array | None) -> Array:
-    return _amount.traced_count(amount, _n_alive(spec, alive), spec.units)
-
-
-def norms_dtype(dtype: Any) -> Any:
-    """The dtype channel norms are computed in: the scores' own float of 32 bits or more,
-    else float32."""
-    dtype = jnp.dtype(dtype)
-    return dtype if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4 else jnp.float32
-
-
-def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
-    """The L``norm`` norm of each channel along ``dim`` (over all other axes)."""
-    scores = scores.astype(norms_dtype(scores.dtype))
-    axes = tuple(i for i in range(scores.ndim) if i != dim)
-    a = jnp.abs(scores)
-    if norm == "fro" or norm == 2.0:
-        return jnp.sqrt(jnp.sum(a * a, axis=axes))
-    if norm == math.inf:
-        return jnp.max(a, axis=axes, initial=0.0)
-    if norm == -math.inf:
-        return jnp.min(a, axis=axes, initial=math.inf)
-    if norm == 0.0:
-        return jnp.sum(a != 0, axis=axes).astype(a.dtype)
-    if norm == 1.0:
-        return jnp.sum(a, axis=axes)
-    return jnp.sum(a**norm, axis=axes) ** (1.0 / norm)
 
 
 def mask_shape(spec: Spec) -> tuple[int, ...]:
@@ -174,10 +108,49 @@ def unit_shape(spec: Spec) -> tuple[int, ...]:
     return spec.shape if spec.dim is None else (spec.units,)
 
 
+def what(spec: Spec) -> str:
+    """The units of a call, for error messages."""
+    units = "channels" if spec.dim is not None else "entries"
+    return f"{units} of a tensor of shape {spec.shape}"
+
+
+def unit_keys(spec: Spec, key: Array | None, scores: Array | None) -> Array:
+    """The selection keys of one call's units (inside a traced program): its method's scores
+    of ``scores`` (the tensor or its importance scores), ordered as the method orders them
+    (:data:`jaxprune._registry.ORDERS`).
+
+    Raises:
+        ValueError: the scores do not have one value per unit.
+    """
+    method = spec.method
+    x = scores if method.reads_values else jax.ShapeDtypeStruct(spec.shape, jnp.float32)
+    out = method.score(key, x, spec.dim, spec.options)
+    want = unit_shape(spec)
+    if tuple(jnp.shape(out)) != want:
+        per = "channel along dim" if method.structured else "entry"
+        raise ValueError(
+            f"{method.name}: its scores have shape {tuple(jnp.shape(out))}; expected {want} "
+            f"(one score per {per})."
+        )
+    out = jnp.asarray(out)
+    return _order.signed_key(out) if method.order == "signed" else out
+
+
+@functools.lru_cache(maxsize=1024)
+def keys_dtype(spec: Spec, dtype: Any) -> Any:
+    """The dtype of :func:`unit_keys` for scores of ``dtype`` (checks the method's scores'
+    shape once, before any work)."""
+    if spec.method.order == "draws":
+        return jnp.dtype(jnp.uint32)
+    key = jax.random.key(0) if spec.method.random else None
+    x = jax.ShapeDtypeStruct(spec.shape, jnp.float32 if dtype is None else dtype)
+    return jnp.dtype(jax.eval_shape(lambda k, s: unit_keys(spec, k, s), key, x).dtype)
+
+
 class Selection(NamedTuple):
     """One call's selection problem: keys per unit, which units are alive, how many go."""
 
-    keys: Array  # scores ordered by their _select.order_key, or random bits
+    keys: Array  # ordered by their _select.order_key (unsigned keys as they are)
     alive: Array | None
     k: Array
 
@@ -189,37 +162,22 @@ def is_large(spec: Spec) -> bool:
 
 def selection(
     spec: Spec,
-    static_amount: int | float | str | None,
+    count: _amount.Count,
     key: Array | None,
     scores: Array | None,
     prior: Array | None,
-    k: Array | None,
+    value: Any,
     bits: Array | None = None,
 ) -> Selection:
     """Set up the selection of one call, inside a traced program.
 
-    With ``static_amount=None``, ``k`` is the count to prune, computed in Python. Otherwise
-    the count is computed here: from ``static_amount`` when it is a Python number (its
-    rounding stays exact where a table allows), from the traced amount held in ``k`` when
-    ``static_amount == "traced"``, or from the table of Python's rounding held in ``k``
-    (:func:`jaxprune._amount.count_table`) when ``static_amount == "table"``. ``bits`` are
-    the random methods' draws when the caller made them already
-    (``random_keys(key, unit_shape(spec))``).
+    ``count`` and ``value`` are :func:`jaxprune._amount.resolve`'s pair. ``bits`` are the
+    call's keys when the caller made them already (the draws of a random method).
     """
     alive = alive_units(spec, prior)
-    if static_amount == "traced":
-        k = _k_in_program(spec, k, alive)
-    elif static_amount == "table":  # k holds round(amount * n) for every n
-        k = k[_n_alive(spec, alive)]
-    elif static_amount is not None:
-        k = _k_in_program(spec, static_amount, alive)
-    if spec.method in RANDOM:
-        keys = _select.random_keys(key, unit_shape(spec)) if bits is None else bits
-    elif spec.method == "l1_unstructured":
-        keys = scores
-    else:
-        keys = channel_norms(scores, spec.norm, spec.dim)
-    return Selection(keys, alive, jnp.asarray(k, jnp.uint32))
+    k = count.in_program(value, n_alive(spec, alive), spec.units)
+    keys = unit_keys(spec, key, scores) if bits is None else bits
+    return Selection(keys, alive, k)
 
 
 def finish(spec: Spec, pruned: Array, sel: Selection, prior: Array | None) -> Array:
@@ -233,14 +191,14 @@ def finish(spec: Spec, pruned: Array, sel: Selection, prior: Array | None) -> Ar
 
 def compute(
     spec: Spec,
-    static_amount: int | float | str | None,
+    count: _amount.Count,
     key: Array | None,
     scores: Array | None,
     prior: Array | None,
-    k: Array | None,
+    value: Any,
 ) -> Array:
     """The boolean mask of one call, inside a traced program (see :func:`selection`)."""
-    sel = selection(spec, static_amount, key, scores, prior, k)
+    sel = selection(spec, count, key, scores, prior, value)
     (pruned,) = _select.lowest_k([sel.keys], [sel.alive], sel.k)
     return finish(spec, pruned, sel, prior)
 
@@ -248,33 +206,18 @@ def compute(
 compute_jit = jax.jit(compute, static_argnums=(0, 1))
 
 
-def by_table(spec: Spec, amount: Amount, prior: Array | None) -> bool:
-    """Whether a call with a concrete prior takes its count from a table of Python's
-    rounding inside the program (:func:`count_argument`), rather than from the unpruned
-    units counted first on the host: a float amount over at most ``BATCH_LIMIT`` units
-    (structured methods, small weights). Counting first would wait for the device between
-    two programs (a 96-weight round: ~3 ms -> ~2 ms), and a float cannot be out of range."""
-    return (
-        prior is not None
-        and isinstance(amount, float)
-        and spec.units <= BATCH_LIMIT
-        and not _checks.is_traced(prior)
+def resolve(
+    spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None = None
+) -> tuple[_amount.Count, Any]:
+    """:func:`jaxprune._amount.resolve` for one call."""
+    return _amount.resolve(
+        amount, spec.units, prior=_amount.prior_kind(prior), n_alive=n_alive, what=what(spec)
     )
 
 
-def count_argument(
-    spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None
-) -> tuple[int | float | str | None, Any]:
-    """The ``(static_amount, k)`` pair that :func:`compute` takes for this call: the exact
-    count when it is known here, else what the program needs to compute it."""
-    if by_table(spec, amount, prior):
-        return "table", _amount.device_table(amount, spec.units)
-    k = count_to_prune(spec, amount, prior, n_alive)
-    if k is not None:
-        return None, np.uint32(k)
-    if isinstance(amount, jax.Array):
-        return "traced", amount
-    return amount, None
+def needs_alive_count(spec: Spec, amount: Amount, prior: Array | None) -> bool:
+    """Whether the call's unpruned units must be counted on the host before :func:`resolve`."""
+    return _amount.needs_alive_count(amount, spec.units, _amount.prior_kind(prior))
 
 
 def run(
@@ -285,9 +228,35 @@ def run(
     amount: Amount,
 ) -> Array:
     """Validate the count against the prior, then compute the mask (one compiled call)."""
-    n_alive = None
-    concrete = prior is not None and not _checks.is_traced(prior)
-    if concrete and not isinstance(amount, jax.Array) and not by_table(spec, amount, prior):
-        (n_alive,) = count_alive_now([spec], [prior])
-    static, count = count_argument(spec, amount, prior, n_alive)
-    return compute_jit(spec, static, key, scores, prior, count)
+    alive = None
+    if needs_alive_count(spec, amount, prior):
+        (alive,) = count_alive_now([spec], [prior])
+    count, value = resolve(spec, amount, prior, alive)
+    return compute_jit(spec, count, key, scores, prior, value)
+
+
+def call(
+    method: Method,
+    key: Any,
+    x: ArrayLike,
+    amount: Amount,
+    *,
+    dim: Any = -1,
+    default_mask: ArrayLike | None = None,
+    importance_scores: ArrayLike | None = None,
+    **options: Any,
+) -> Array:
+    """A core function's whole call: every check in torch's order, then :func:`run`."""
+    amount = _amount.check_amount(amount)
+    x = _checks.as_tensor(x)
+    spec = plan(method, x.shape, dim=dim, **options)
+    scores = None
+    if method.reads_values:
+        given = None
+        if method.importance:
+            given = _checks.check_scores(importance_scores, spec.shape, "importance_scores")
+        scores = x if given is None else given
+    prior = _checks.as_mask(default_mask, spec.shape, "default_mask")
+    if method.random:
+        key = _keys.as_key(key)
+    return run(spec, key, scores, prior, amount)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _basic, _checks, _keys, _methods, _paths, _tree
+from . import _amount, _basic, _checks, _keys, _methods, _paths, _registry, _tree
 from ._typing import Array, PRNGKey, PyTree, Where
 
 
@@ -171,13 +171,15 @@ def gradual_pruning(
     Args:
         inner: the optax optimizer to wrap.
         method: ``"random_unstructured"``, ``"l1_unstructured"``, ``"random_structured"``,
-            ``"ln_structured"`` or the function itself. Scores are the current params.
+            ``"ln_structured"``, a method added with :func:`jaxprune.register_method`, or
+            the function itself. Scores are the current params.
         schedule: step -> total sparsity of each selected leaf (units of the method: entries,
             or channels along ``dim``), e.g. :func:`polynomial_schedule`.
         key: base key for the random methods; step ``t`` uses ``fold_in(key, t)``, then each
             leaf folds in its path hash.
         where: leaf selection, as in :func:`jaxprune.prune`.
-        **method_kwargs: ``dim`` and ``n`` for the structured methods.
+        **method_kwargs: ``dim`` for the structured methods, ``n`` for ``ln_structured``,
+            and a registered method's own (static) keyword arguments.
 
     Returns:
         An ``optax.GradientTransformation`` with state :class:`GradualPruningState`; read its
@@ -197,16 +199,19 @@ def gradual_pruning(
     """
     import optax
 
-    name = _tree.method_name(method)
-    if name not in _methods.UNSTRUCTURED + _methods.STRUCTURED:
+    method = _registry.get(method)
+    name = method.name
+    if not method.selects:
         raise ValueError(f"gradual_pruning cannot use method={name!r}: it selects nothing.")
-    allowed = {"dim", "n"} if name in _methods.STRUCTURED else set()
+    _, optional = method.keywords()
+    allowed = set(method.options) | (set(optional) - {"importance_scores"})
     for k in method_kwargs:
-        if k not in allowed:
+        if k not in allowed and not (method.any_options and k != "importance_scores"):
             raise TypeError(f"gradual_pruning with {name} got an unexpected argument {k!r}.")
-    if name == "ln_structured" and "n" not in method_kwargs:
-        raise TypeError("gradual_pruning with ln_structured needs the keyword argument 'n'.")
-    if name in _methods.RANDOM:
+    for k in method.options:
+        if k not in method_kwargs:
+            raise TypeError(f"gradual_pruning with {name} needs the keyword argument {k!r}.")
+    if method.random:
         key = _keys.as_key(key)
     elif key is not None:
         raise TypeError(f"{name} is not random and takes no key.")
@@ -223,14 +228,7 @@ def gradual_pruning(
                 specs.append(None)
                 continue
             with _paths.PathError(path):
-                specs.append(
-                    _methods.plan(
-                        name,
-                        tuple(leaf.shape),
-                        dim=method_kwargs.get("dim", -1),
-                        n=method_kwargs.get("n"),
-                    )
-                )
+                specs.append(_methods.plan(method, tuple(leaf.shape), **method_kwargs))
         return paths, specs
 
     def init(params):
@@ -262,8 +260,8 @@ def gradual_pruning(
             target = jnp.round(sparsity * spec.units).astype(jnp.int32)
             k = jnp.clip(target - (spec.units - n_alive), 0, n_alive).astype(jnp.uint32)
             leaf_key = None if step_key is None else _keys.leaf_key(step_key, path)
-            scores = leaf if name in _methods.SCORED else None
-            out.append(_methods.compute(spec, None, leaf_key, scores, prior, k))
+            scores = leaf if method.reads_values else None
+            out.append(_methods.compute(spec, _amount.EXACT, leaf_key, scores, prior, k))
         return jax.tree_util.tree_unflatten(mdef, out)
 
     def update(updates, state, params=None):

@@ -39,6 +39,30 @@ def order_key(scores: Array) -> Array:
     raise TypeError(f"cannot rank scores of dtype {dtype}")
 
 
+def signed_key(scores: Array) -> Array:
+    """Unsigned integers ordered as ``scores`` themselves (lowest first), every NaN above
+    +inf, and -0.0 equal to +0.0: the keys of a registered method's scores.
+
+    Floats up to 32 bits and integers up to 32 bits map to ``uint32``, 64-bit ones to
+    ``uint64``; booleans and unsigned integers are taken as they are.
+    """
+    dtype = scores.dtype
+    wide = dtype.itemsize == 8
+    unsigned = jnp.uint64 if wide else jnp.uint32
+    if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.unsignedinteger):
+        return scores.astype(unsigned)
+    top = jnp.array(1 << (8 * jnp.dtype(unsigned).itemsize - 1), unsigned)
+    if jnp.issubdtype(dtype, jnp.signedinteger):
+        signed = scores.astype(jnp.int64 if wide else jnp.int32)
+        return lax.bitcast_convert_type(signed, unsigned) ^ top
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"cannot rank scores of dtype {dtype}")
+    x = scores.astype(jnp.float64 if wide else jnp.float32) + 0.0  # -0.0 + 0.0 is +0.0
+    x = jnp.where(jnp.isnan(x), jnp.array(jnp.nan, x.dtype), x)  # one NaN, the positive one
+    bits = lax.bitcast_convert_type(x, unsigned)
+    return jnp.where(bits >= top, ~bits, bits | top)
+
+
 def sample(x: Array) -> Array:
     """Every STRIDE-th entry along the first and the last axis (every STRIDE**2-th of a
     vector): a strided view that keeps every other axis, and so any sharding, as it is."""

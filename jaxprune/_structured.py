@@ -6,7 +6,12 @@ mask forces the full shape: a structured mask costs one byte per channel.
 
 from __future__ import annotations
 
-from . import _amount, _checks, _keys, _methods
+import math
+from typing import Any
+
+import jax.numpy as jnp
+
+from . import _methods, _registry, _select
 from ._typing import Amount, Array, ArrayLike, NormOrder, PRNGKey
 
 
@@ -50,12 +55,7 @@ def random_structured(
         >>> m.shape, int((~m).sum())
         ((1, 8), 2)
     """
-    amount = _amount.check_amount(amount)
-    x = _checks.as_tensor(x)
-    spec = _methods.plan("random_structured", x.shape, dim=dim)
-    prior = _checks.as_mask(default_mask, spec.shape, "default_mask")
-    key = _keys.as_key(key)
-    return _methods.run(spec, key, None, prior, amount)
+    return _methods.call(RANDOM_STRUCTURED, key, x, amount, dim=dim, default_mask=default_mask)
 
 
 def ln_structured(
@@ -100,9 +100,79 @@ def ln_structured(
         >>> jp.ln_structured(w, 1, n=2, dim=1).tolist()
         [[True, False, True]]
     """
-    amount = _amount.check_amount(amount)
-    x = _checks.as_tensor(x)
-    spec = _methods.plan("ln_structured", x.shape, dim=dim, n=n)
-    scores = _checks.check_scores(importance_scores, spec.shape, "importance_scores")
-    prior = _checks.as_mask(default_mask, spec.shape, "default_mask")
-    return _methods.run(spec, None, x if scores is None else scores, prior, amount)
+    return _methods.call(
+        LN_STRUCTURED,
+        None,
+        x,
+        amount,
+        dim=dim,
+        default_mask=default_mask,
+        importance_scores=importance_scores,
+        n=n,
+    )
+
+
+def check_norm(n: object, name: str = "n") -> float | str:
+    """A norm order: any int or float (inf and -inf included) or ``'fro'``."""
+    if isinstance(n, str):
+        if n != "fro":
+            raise ValueError(f"{name}={n!r} is not a supported norm: use a number or 'fro'.")
+        return n
+    if isinstance(n, bool) or not isinstance(n, (int, float)) and not hasattr(n, "__float__"):
+        raise TypeError(f"{name} must be a number or 'fro'; got {n!r}.")
+    value = float(n)
+    if math.isnan(value):
+        raise ValueError(f"{name}=nan is not a norm order.")
+    return value
+
+
+def norms_dtype(dtype: Any) -> Any:
+    """The dtype channel norms are computed in: the scores' own float of 32 bits or more,
+    else float32."""
+    dtype = jnp.dtype(dtype)
+    return dtype if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4 else jnp.float32
+
+
+def channel_norms(scores: Array, norm: float | str, dim: int) -> Array:
+    """The L``norm`` norm of each channel along ``dim`` (over all other axes)."""
+    scores = scores.astype(norms_dtype(scores.dtype))
+    axes = tuple(i for i in range(scores.ndim) if i != dim)
+    a = jnp.abs(scores)
+    if norm == "fro" or norm == 2.0:
+        return jnp.sqrt(jnp.sum(a * a, axis=axes))
+    if norm == math.inf:
+        return jnp.max(a, axis=axes, initial=0.0)
+    if norm == -math.inf:
+        return jnp.min(a, axis=axes, initial=math.inf)
+    if norm == 0.0:
+        return jnp.sum(a != 0, axis=axes).astype(a.dtype)
+    if norm == 1.0:
+        return jnp.sum(a, axis=axes)
+    return jnp.sum(a**norm, axis=axes) ** (1.0 / norm)
+
+
+RANDOM_STRUCTURED = _registry.register(
+    _registry.Method(
+        "random_structured",
+        lambda key, x, dim: _select.random_keys(key, (x.shape[dim],)),
+        structured=True,
+        random=True,
+        order="draws",
+        importance=False,
+        reads_values=False,
+        builtin=True,
+        function=random_structured,
+    )
+)
+LN_STRUCTURED = _registry.register(
+    _registry.Method(
+        "ln_structured",
+        lambda x, dim, n: channel_norms(x, n, dim),
+        structured=True,
+        order="magnitude",  # norms are never negative; NaN last
+        options=("n",),
+        check=lambda options: {"n": check_norm(options["n"])},
+        builtin=True,
+        function=ln_structured,
+    )
+)

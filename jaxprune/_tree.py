@@ -15,54 +15,28 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _amount, _basic, _batch, _checks, _keys, _methods, _paths, _structured, _unstructured
+from . import _amount, _basic, _batch, _checks, _keys, _methods, _paths, _registry
+from . import _structured as _structured  # noqa: F401  (registers the built-in methods)
+from . import _unstructured as _unstructured  # noqa: F401
 from ._typing import Array, PRNGKey, PyTree, Where
 
-#: Keyword arguments each method takes in the pytree layer (besides ``key``).
-_KWARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # name: (required, optional)
-    "identity": ((), ()),
-    "random_unstructured": (("amount",), ()),
-    "l1_unstructured": (("amount",), ("importance_scores",)),
-    "random_structured": (("amount",), ("dim",)),
-    "ln_structured": (("amount", "n"), ("dim", "importance_scores")),
-    "custom_from_mask": (("mask",), ()),
-}
-_FUNCTIONS: dict[Callable[..., Any], str] = {
-    _basic.identity: "identity",
-    _unstructured.random_unstructured: "random_unstructured",
-    _unstructured.l1_unstructured: "l1_unstructured",
-    _structured.random_structured: "random_structured",
-    _structured.ln_structured: "ln_structured",
-    _basic.custom_from_mask: "custom_from_mask",
-}
-
-
 def method_name(method: str | Callable[..., Any]) -> str:
-    """The name of a core method given as a function or a string."""
-    if isinstance(method, str):
-        if method not in _KWARGS:
-            raise ValueError(
-                f"method={method!r} is not a pruning method; choose one of {sorted(_KWARGS)}."
-            )
-        return method
-    if callable(method) and method in _FUNCTIONS:
-        return _FUNCTIONS[method]
-    raise TypeError(f"method must be a jaxprune method or its name; got {method!r}.")
+    """The name of a registered method given as a function or a string."""
+    return _registry.get(method).name
 
 
-def _check_kwargs(name: str, key: Any, kwargs: dict[str, Any]) -> None:
-    required, optional = _KWARGS[name]
+def _check_kwargs(method: _registry.Method, key: Any, kwargs: dict[str, Any]) -> None:
+    required, optional = method.keywords()
     for k in required:
         if k not in kwargs:
-            raise TypeError(f"{name} needs the keyword argument {k!r}.")
+            raise TypeError(f"{method.name} needs the keyword argument {k!r}.")
     for k in kwargs:
-        if k not in required and k not in optional:
-            raise TypeError(f"{name} got an unexpected keyword argument {k!r}.")
-    if name in _methods.RANDOM and key is None:
-        raise TypeError(f"{name} needs key=: pass a jax.random.key.")
-    if name not in _methods.RANDOM and key is not None:
-        raise TypeError(f"{name} is not random and takes no key.")
+        if k not in required and k not in optional and not method.any_options:
+            raise TypeError(f"{method.name} got an unexpected keyword argument {k!r}.")
+    if method.random and key is None:
+        raise TypeError(f"{method.name} needs key=: pass a jax.random.key.")
+    if not method.random and key is not None:
+        raise TypeError(f"{method.name} is not random and takes no key.")
 
 
 def mask_sharding(leaf: Any, mask_ndim: int, dim: int | None) -> Any:
@@ -86,9 +60,7 @@ def constrain(masks: list[Array], shardings: tuple[Any, ...]) -> list[Array]:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 9, 10))
-def _program(
-    specs, static_amounts, groups, hashes, key, scores, priors, counts, exact, shardings, rows
-):
+def _program(specs, plans, groups, hashes, key, scores, priors, counts, exact, shardings, rows):
     """The masks of many calls. With ``rows``, also the rows of their groups, and None for
     the masks that are rows as they are (:mod:`jaxprune._batch`), for the caller to take;
     without, every mask is made in the program (pinned where its weight lives)."""
@@ -96,9 +68,7 @@ def _program(
         keys = [None] * len(specs)
     else:  # one vmap-ed fold_in for all leaves: one hash function in the program, not many
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(hashes, jnp.uint32))
-    masks, blocks = _batch.compute_many(
-        specs, static_amounts, groups, keys, scores, priors, counts, exact
-    )
+    masks, blocks = _batch.compute_many(specs, plans, groups, keys, scores, priors, counts, exact)
     if rows:
         return masks, blocks
     _batch.fill_rows(
@@ -108,10 +78,14 @@ def _program(
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 7))
-def _leaf_program(spec, static_amount, key, path_hash, score, prior, count, sharding):
+def _leaf_program(spec, count, key, path_hash, score, prior, value, sharding):
     leaf_key = None if key is None else jax.random.fold_in(key, jnp.uint32(path_hash))
-    mask = _methods.compute(spec, static_amount, leaf_key, score, prior, count)
+    mask = _methods.compute(spec, count, leaf_key, score, prior, value)
     return constrain([mask], (sharding,))[0]
+
+
+#: Keyword arguments of the pytree layer that are not a method's static options.
+_SIDE = ("amount", "importance_scores")
 
 
 def prune(
@@ -128,9 +102,10 @@ def prune(
     Args:
         params: any pytree of arrays: Flax linen params (dict or ``FrozenDict``), NNX state,
             nested dicts, lists and tuples.
-        method: a core method or its name: ``"identity"``, ``"random_unstructured"``,
-            ``"l1_unstructured"``, ``"random_structured"``, ``"ln_structured"``,
-            ``"custom_from_mask"``.
+        method: a registered method, by its core function or its name: ``"identity"``,
+            ``"random_unstructured"``, ``"l1_unstructured"``, ``"random_structured"``,
+            ``"ln_structured"``, ``"custom_from_mask"``, or one added with
+            :func:`jaxprune.register_method`.
         key: base key for the random methods. Each leaf uses
             ``fold_in(key, hash(path))`` with a hash that is stable across processes and
             Python versions, so adding a layer never changes another layer's mask.
@@ -140,7 +115,8 @@ def prune(
         masks: the masks already in force (a tree with the same paths, e.g. the result of an
             earlier call). Selected leaves prune among their unpruned units (torch's iterative
             semantics); unselected leaves keep their mask.
-        **method_kwargs: the method's arguments: ``amount``, ``dim``, ``n``. For
+        **method_kwargs: the method's arguments: ``amount``, ``dim``, ``n`` (and a
+            registered method's own keyword arguments, which are static). For
             ``importance_scores`` (l1/ln) and ``mask`` (custom_from_mask) pass a pytree whose
             leaves are matched to ``params`` by path; a leaf without scores uses itself.
             With ``custom_from_mask`` and no ``where``, the leaves of ``mask`` are selected.
@@ -163,18 +139,18 @@ def prune(
         >>> m["Dense_0"]["bias"].shape
         ()
     """
-    name = method_name(method)
-    _check_kwargs(name, key, method_kwargs)
+    method = _registry.get(method)
+    _check_kwargs(method, key, method_kwargs)
     if key is not None:
         key = _keys.as_key(key)
     paths, leaves, treedef = _paths.flatten(params)
     priors_by_path = _paths.by_path(masks, "masks", paths)
-    side = {}
-    for arg in ("importance_scores", "mask"):
+    side = {}  # the arguments given as trees: importance scores, a custom mask
+    for arg in ("importance_scores", *method.inputs):
         if arg in method_kwargs:
             side[arg] = _paths.by_path(method_kwargs[arg], arg, paths)
-    if name == "custom_from_mask" and where is None:
-        given = side["mask"]
+    if method.inputs and where is None:  # the leaves the given tree has
+        given = side[method.inputs[0]]
         where = lambda p, leaf: p in given  # noqa: E731
     chosen = _paths.select(paths, leaves, where)
     amount = method_kwargs.get("amount")
@@ -189,28 +165,26 @@ def prune(
         with _paths.PathError(path):
             x = _checks.as_tensor(leaf, "params leaf")
             prior = _checks.as_mask(priors_by_path.get(path), x.shape, "masks leaf")
-            if name == "custom_from_mask":
-                if path not in side["mask"]:
-                    raise ValueError("mask has no leaf at this path.")
-                new = _checks.as_mask(side["mask"][path], x.shape, "mask")
+            if not method.selects:  # identity, custom_from_mask: the function gives the mask
+                for arg in method.inputs:
+                    if path not in side[arg]:
+                        raise ValueError(f"{arg} has no leaf at this path.")
+                new = method.function(x, **{arg: side[arg][path] for arg in method.inputs})
                 jobs.append((path, None, new, prior, None))
                 continue
-            if name == "identity":
-                jobs.append((path, None, jnp.ones((1,) * x.ndim, bool), prior, None))
-                continue
-            spec = _methods.plan(
-                name, x.shape, dim=method_kwargs.get("dim", -1), n=method_kwargs.get("n")
-            )
+            options = {k: v for k, v in method_kwargs.items() if k not in _SIDE}
+            spec = _methods.plan(method, x.shape, **options)
             scores = None
-            if name in _methods.SCORED:
+            if method.reads_values:
                 scores = _checks.check_scores(
                     side.get("importance_scores", {}).get(path), x.shape, "importance_scores"
                 )
                 scores = x if scores is None else scores
+                _methods.keys_dtype(spec, jnp.dtype(scores.dtype))  # the scores' shape
             jobs.append((path, spec, scores, prior, mask_sharding(leaf, len(spec.shape), spec.dim)))
 
     out = {}
-    if name in ("identity", "custom_from_mask"):
+    if not method.selects:
         for path, _, new, prior, _ in jobs:
             out[path] = new if prior is None else new & prior
     else:
@@ -231,23 +205,21 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     concrete = [
         i
         for i, (_, spec, _, prior, _) in enumerate(jobs)
-        if prior is not None
-        and not _checks.is_traced(prior)
-        and not _methods.by_table(spec, amount, prior)
+        if _methods.needs_alive_count(spec, amount, prior)
     ]
-    n_alive: dict[int, int] = {}
-    if concrete and not isinstance(amount, jax.Array):
-        found = _methods.count_alive_now(
-            [jobs[i][1] for i in concrete], [jobs[i][3] for i in concrete]
+    n_alive = dict(
+        zip(
+            concrete,
+            _methods.count_alive_now([jobs[i][1] for i in concrete], [jobs[i][3] for i in concrete]),
         )
-        n_alive = dict(zip(concrete, found))
-    specs, statics, counts = [], [], []
+    )
+    specs, plans, counts = [], [], []
     for i, (path, spec, _, prior, _) in enumerate(jobs):
         with _paths.PathError(path):
-            static, count = _methods.count_argument(spec, amount, prior, n_alive.get(i))
+            count, value = _methods.resolve(spec, amount, prior, n_alive.get(i))
         specs.append(spec)
-        statics.append(static)
-        counts.append(count)
+        plans.append(count)
+        counts.append(value)
     hashes = [_keys.path_hash(path) for path, *_ in jobs]
     # Called eagerly, a large selection gets a compiled kernel of its own, cached by shape:
     # a model compiles each of its few large shapes once instead of one loop per leaf in one
@@ -263,23 +235,23 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     for i in alone:
         path, spec, score, prior, sharding = jobs[i]
         out[path] = _leaf_program(
-            spec, statics[i], key, hashes[i], score, prior, counts[i], sharding
+            spec, plans[i], key, hashes[i], score, prior, counts[i], sharding
         )
     rest = [i for i in range(len(jobs)) if jobs[i][0] not in out]
     if rest:
         sub = [specs[i] for i in rest]
-        sub_statics = tuple(statics[i] for i in rest)
+        sub_plans = tuple(plans[i] for i in rest)
         sub_scores = [jobs[i][2] for i in rest]
         sub_priors = [jobs[i][3] for i in rest]
-        groups = _batch.plan(sub, sub_statics, sub_scores)
-        sub_counts, exact = _batch.pack_counts(groups, sub_statics, [counts[i] for i in rest])
+        groups = _batch.plan(sub, sub_plans, sub_scores)
+        sub_counts, exact = _batch.pack_counts(groups, sub_plans, [counts[i] for i in rest])
         # Called eagerly on one device, a mask that is its group's row as it is is taken by a
         # kernel compiled per mask shape (one output kernel per leaf in the program compiled
         # in 6 ms each, and again for every tree); traced or sharded, the program makes it.
         rows = not traced and all(jobs[i][4] is None for i in rest)
         masks, blocks = _program(
             tuple(sub),
-            sub_statics,
+            sub_plans,
             groups,
             tuple(hashes[i] for i in rest),
             key,

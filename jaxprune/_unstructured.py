@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _amount, _checks, _keys, _methods
+from . import _methods, _registry, _select
 from ._typing import Amount, Array, ArrayLike, PRNGKey
 
 
@@ -40,12 +40,7 @@ def random_unstructured(
         >>> int((~mask).sum())
         10
     """
-    amount = _amount.check_amount(amount)
-    x = _checks.as_tensor(x)
-    spec = _methods.plan("random_unstructured", x.shape)
-    prior = _checks.as_mask(default_mask, spec.shape, "default_mask")
-    key = _keys.as_key(key)
-    return _methods.run(spec, key, None, prior, amount)
+    return _methods.call(RANDOM_UNSTRUCTURED, key, x, amount, default_mask=default_mask)
 
 
 def l1_unstructured(
@@ -84,9 +79,36 @@ def l1_unstructured(
         >>> jp.l1_unstructured(jnp.array([3.0, -1.0, 0.5, 2.0]), 2).tolist()
         [True, False, False, True]
     """
-    amount = _amount.check_amount(amount)
-    x = _checks.as_tensor(x)
-    spec = _methods.plan("l1_unstructured", x.shape)
-    scores = _checks.check_scores(importance_scores, spec.shape, "importance_scores")
-    prior = _checks.as_mask(default_mask, spec.shape, "default_mask")
-    return _methods.run(spec, None, x if scores is None else scores, prior, amount)
+    return _methods.call(
+        L1_UNSTRUCTURED,
+        None,
+        x,
+        amount,
+        default_mask=default_mask,
+        importance_scores=importance_scores,
+    )
+
+
+RANDOM_UNSTRUCTURED = _registry.register(
+    _registry.Method(
+        "random_unstructured",
+        lambda key, x: _select.random_keys(key, x.shape),
+        random=True,
+        order="draws",
+        importance=False,
+        reads_values=False,
+        alias="random",
+        builtin=True,
+        function=random_unstructured,
+    )
+)
+L1_UNSTRUCTURED = _registry.register(
+    _registry.Method(
+        "l1_unstructured",
+        lambda x: x,  # ordered by magnitude
+        order="magnitude",
+        alias="l1",
+        builtin=True,
+        function=l1_unstructured,
+    )
+)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx as _nnx
 
-from . import _basic, _paths, _tree
+from . import _basic, _paths, _registry, _tree
 from ._typing import PRNGKey, Where
 
 __all__ = ["Mask", "Pruned", "prune", "remove", "is_pruned"]
@@ -181,8 +181,9 @@ def prune(
         masks={p: priors.get(p, jnp.ones((), bool)) for p in params},
         **method_kwargs,
     )
-    if _tree.method_name(method) == "custom_from_mask" and where is None:
-        given = _paths.by_path(method_kwargs["mask"], "mask", list(params))
+    inputs = _registry.get(method).inputs
+    if inputs and where is None:  # custom_from_mask: the leaves of the given masks
+        given = _paths.by_path(method_kwargs[inputs[0]], inputs[0], list(params))
         chosen = [p for p in params if p in given]
     else:
         picks = _paths.select(list(params), list(params.values()), where)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxprune as jp
-from jaxprune import _batch, _methods, _tree
+from jaxprune import _amount, _batch, _methods, _registry, _tree
 
 KEY = jax.random.key(7)
 
@@ -102,7 +102,11 @@ def test_draws_without_prefix_property_are_made_per_leaf(impl):
 
 
 def spec(shape, method="random_structured"):
-    return _methods.plan(method, shape, dim=-1, n=2 if method == "ln_structured" else None)
+    options = {"n": 2} if method == "ln_structured" else {}
+    return _methods.plan(_registry.get(method), shape, dim=-1, **options)
+
+
+EXACT = _amount.EXACT
 
 
 def test_plan_pads_close_widths_together_and_keeps_far_ones_apart():
@@ -110,7 +114,7 @@ def test_plan_pads_close_widths_together_and_keeps_far_ones_apart():
     # 1024-channel ones would make it 1.78x, so they form their own.
     block = [(1024, 3072), (1024, 1024), (1024, 4096), (4096, 1024)]
     specs = [spec(s) for _ in range(24) for s in block]
-    groups = _batch.plan(specs, (None,) * 96, [None] * 96)
+    groups = _batch.plan(specs, (EXACT,) * 96, [None] * 96)
     assert [g.width for g in groups] == [4096, 1024]
     assert sorted(specs[i].units for i in groups[0].members)[::24] == [3072, 4096]
     assert {specs[i].units for i in groups[1].members} == {1024}
@@ -125,10 +129,10 @@ def test_plan_lets_small_widths_share_a_group_within_the_slack(monkeypatch):
     from jaxprune._bench import _models
 
     specs = [spec(s) for _, s in _models.resnet50_shapes(64)]
-    groups = _batch.plan(specs, (None,) * len(specs), [None] * len(specs))
+    groups = _batch.plan(specs, (EXACT,) * len(specs), [None] * len(specs))
     assert [(g.width, len(g.members)) for g in groups] == [(2048, 54)]
     monkeypatch.setattr(_batch, "PAD_SLACK", 0)  # the ratio alone
-    groups = _batch.plan(specs, (None,) * len(specs), [None] * len(specs))
+    groups = _batch.plan(specs, (EXACT,) * len(specs), [None] * len(specs))
     assert [g.width for g in groups] == [2048, 1024, 512, 256, 64]
     for g in groups:  # within the ratio
         real = sum(specs[i].units for i in g.members)
@@ -146,12 +150,12 @@ def test_plan_separates_key_dtypes_and_count_kinds_and_leaves_large_calls_alone(
         spec((4, 0), "l1_unstructured"),  # no units
     ]
     scores = [f32, bf16, i32, f32, f32, f32]
-    statics = (None, None, None, "table", None, None)
-    groups = _batch.plan(specs, statics, scores)
+    counts = (EXACT, EXACT, EXACT, _amount.TABLE, EXACT, EXACT)
+    groups = _batch.plan(specs, counts, scores)
     assert sorted(g.members for g in groups) == [(0,), (1,), (2,), (3,)]
     # ln_structured norms of float32 and bfloat16 scores are both float32: one group.
     ln = [spec((4, 8), "ln_structured"), spec((4, 8), "ln_structured")]
-    assert _batch.plan(ln, (None, None), [f32, bf16]) == (_batch.Group((0, 1), 8),)
+    assert _batch.plan(ln, (EXACT, EXACT), [f32, bf16]) == (_batch.Group((0, 1), 8),)
 
 
 def test_eager_program_returns_rows_not_one_output_per_leaf(monkeypatch):

@@ -1,6 +1,9 @@
+import ast
 import doctest
 import importlib
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -32,6 +35,7 @@ PUBLIC = {
     "constant_schedule",
     "PolynomialSchedule",
     "leaf_key",
+    "register_method",
 }
 
 
@@ -44,6 +48,7 @@ def test_public_api_is_pinned():
         if not n.startswith("_") and not isinstance(getattr(jaxprune, n), types.ModuleType)
     }
     assert names == PUBLIC
+    assert sorted(jaxprune.__all__) == sorted(PUBLIC)
     assert set(jaxprune.nnx.__all__) == {"Mask", "Pruned", "prune", "remove", "is_pruned"}
 
 
@@ -52,17 +57,54 @@ MODULES = [
 ]
 
 
-# The demo, the command line's checkpoint reader and the benchmark suite are the application
-# on top of both packages (the demo shows the torch twin of its CNN pruned through
-# torch_compat; the CLI reads torch state_dicts; the suite measures torch beside jaxprune),
-# and import torch lazily. The library modules never import either.
-APPLICATION = ("jaxprune._demo", "jaxprune._io", "jaxprune._bench")
-
-
-@pytest.mark.parametrize("name", [m for m in MODULES if m not in APPLICATION])
-def test_nothing_in_jaxprune_imports_torch(name):
+def _imports(name):
+    """Every module a module imports, at any depth of its code (lazy imports included)."""
     src = importlib.import_module(name).__loader__.get_source(name)
-    assert "torch_compat" not in src and "import torch" not in src
+    found = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
+            if node.args and isinstance(node.args[0], ast.Constant):
+                found.add(node.args[0].value)
+    return {m.split(".")[0] for m in found}
+
+
+# The integration layers may import their frameworks: optax (training), flax (NNX), and the
+# checkpoint formats the command line reads and writes (orbax, safetensors, torch files).
+INTEGRATION = {
+    "jaxprune._optax": {"optax"},
+    "jaxprune.nnx": {"flax"},
+    "jaxprune._io": {"orbax", "safetensors", "torch"},
+    "jaxprune._cli": set(),
+}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_import_rules(name):
+    # The package never imports torch_compat (the shim sits on top of it); the core
+    # (amounts, selection, methods, pytree layer) imports no flax, optax or torch.
+    imported = _imports(name)
+    assert "torch_compat" not in imported
+    forbidden = {"flax", "optax", "torch", "orbax", "safetensors"} - INTEGRATION.get(name, set())
+    assert not imported & forbidden, sorted(imported & forbidden)
+
+
+def test_import_rules_see_lazy_imports():
+    assert {"optax"} <= _imports("jaxprune._optax")
+    assert {"torch", "orbax"} <= _imports("jaxprune._io")
+
+
+def test_importing_the_core_loads_no_framework():
+    code = (
+        "import sys, jaxprune as jp, jax.numpy as jnp\n"
+        "jp.prune({'w': jnp.ones((4, 4))}, 'l1_unstructured', amount=0.5)\n"
+        "print(sorted(m for m in ('flax', 'optax', 'torch', 'torch_compat') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", MODULES)
