@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test test-fast demo lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,14 +19,18 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests parity_tests
 
+# Everything but the whole runs of the demo and the benchmark suite.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests parity_tests -m "not slow"
+
 demo: $(STAMP)
-	$(BIN)/python -m jaxprune demo
+	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python -m jaxprune bench --json benchmarks/results.json --plot benchmarks/scaling.png
+	$(BIN)/python -m benchmarks --json benchmarks/results.json --plot benchmarks/scaling.png
 	$(BIN)/python -m benchmarks.keep_pruned_overhead
 	$(BIN)/python -m benchmarks.gpt2_torch_compat
 

@@ -56,9 +56,9 @@ def _step(loss_fn, tx):
 
 
 def cnn_case():
-    from jaxprune import _demo
+    from examples import demo
 
-    model = _demo._cnn()
+    model = demo._cnn()
     params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
     x = jax.random.normal(jax.random.key(1), (64, 8, 8, 1))
     y = jnp.arange(64) % 10

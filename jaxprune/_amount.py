@@ -70,22 +70,26 @@ def check_amount(amount: Amount, name: str = "amount") -> Amount:
     return value
 
 
-def exact_count(amount: int | float, units: int, what: str, name: str = "amount") -> int:
+def exact_count(
+    amount: int | float, units: int, what: str | None = None, name: str = "amount"
+) -> int:
     """Number of units to prune among ``units`` unpruned ones (torch's rule, exactly).
 
-    An int is the count itself and must not exceed ``units``; a float ``a`` gives Python's
-    ``round(a * units)`` (half to even: 0.5 of 5 channels prunes 2).
+    An integer (any ``numbers.Integral``) is the count itself and must not exceed ``units``;
+    a float ``a`` gives Python's ``round(a * units)`` (half to even: 0.5 of 5 channels
+    prunes 2).
 
     Raises:
-        ValueError: an int larger than ``units``. ``what`` names the units in the message.
+        ValueError: an int larger than ``units``. ``what`` names the units in the message
+            (without it the message is torch's own).
     """
-    if isinstance(amount, int):
+    if isinstance(amount, numbers.Integral):
         if amount > units:
             raise ValueError(
                 f"{name}={amount} should be smaller than the number of parameters to prune="
-                f"{units} ({what})"
+                f"{units}" + (f" ({what})" if what else "")
             )
-        return amount
+        return int(amount)
     return round(amount * units)
 
 

@@ -124,7 +124,9 @@ def _keys(group: Group, specs, keys, scores) -> Array:
         rows = [_methods.unit_keys(specs[i], batch[j], None) for j, i in enumerate(members)]
     else:
         rows = [
-            _methods.unit_keys(specs[i], _key_of(keys, i) if first.method.random else None, scores[i])
+            _methods.unit_keys(
+                specs[i], _key_of(keys, i) if first.method.random else None, scores[i]
+            )
             for i in members
         ]
     return jnp.stack([_pad(r, width) for r in rows])
@@ -214,7 +216,9 @@ def compute_many(
         bits.update((i, drawn[j]) for j, i in enumerate(members))
     for i in alone:
         key = _key_of(keys, i) if specs[i].method.random else None
-        sel = _methods.selection(specs[i], plans[i], key, scores[i], priors[i], counts[i], bits.get(i))
+        sel = _methods.selection(
+            specs[i], plans[i], key, scores[i], priors[i], counts[i], bits.get(i)
+        )
         (pruned,) = _select.lowest_k([sel.keys], [sel.alive], sel.k)
         masks[i] = _methods.finish(specs[i], pruned, sel, priors[i])
     return masks, blocks

@@ -1,10 +1,10 @@
-"""The ``jaxprune`` command line: ``demo``, ``prune``, ``report`` and ``bench``.
+"""The ``jaxprune`` command line: ``prune`` and ``report``.
 
 ``jaxprune prune IN OUT --method M --amount A`` prunes a checkpoint and writes the pruned
 weights (exact zeros) to OUT, atomically, in the format OUT names; IN is never modified.
-``jaxprune report CKPT`` prints per-leaf shapes and sparsity. ``jaxprune bench`` runs the
-benchmark suite against torch.nn.utils.prune (``--quick`` in under a minute). Errors print one
-line and exit with a non-zero status.
+``jaxprune report CKPT`` prints per-leaf shapes and sparsity. Errors print one line and exit
+with a non-zero status. (The demo and the benchmark suite live in the repository, outside the
+package: ``make demo``, ``make bench``.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-METHODS = ("random_unstructured", "l1_unstructured", "random_structured", "ln_structured")
+from . import _registry, _tree  # noqa: F401  (_tree registers the built-in methods)
 
 
 def _amount(text: str) -> int | float:
@@ -40,15 +40,10 @@ def _norm(text: str) -> float | str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxprune", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train, prune and fine-tune a small CNN on digits")
-    demo.add_argument("--quick", action="store_true", help="a fast, smaller run")
-    demo.add_argument("--out", default="jaxprune-demo", help="output folder")
-    demo.add_argument("--seed", type=int, default=0)
-
     prune = sub.add_parser("prune", help="prune a checkpoint")
     prune.add_argument("input", metavar="IN", help=".npz, .safetensors, .pt/.pth or orbax dir")
     prune.add_argument("output", metavar="OUT", help="where to write the pruned weights")
-    prune.add_argument("--method", required=True, choices=METHODS)
+    prune.add_argument("--method", required=True, choices=_registry.names(selects=True))
     prune.add_argument("--amount", required=True, type=_amount, help="int count or float fraction")
     prune.add_argument(
         "--dim",
@@ -70,69 +65,33 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("checkpoint", metavar="CKPT")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    bench = sub.add_parser("bench", help="the benchmark suite against torch.nn.utils.prune")
-    bench.add_argument("--quick", action="store_true", help="small shapes, under a minute")
-    bench.add_argument("--json", metavar="PATH", default=None, help="write every figure here")
-    bench.add_argument("--plot", metavar="PATH", default=None, help="W8 scaling plot (PNG)")
-    bench.add_argument("--markdown", metavar="PATH", default=None, help="the table as markdown")
-    bench.add_argument(
-        "--only", default=None, help="comma-separated workloads to run, e.g. W2,W4 (default all)"
-    )
-    bench.add_argument("--reps", type=int, default=None, help="repetitions per measurement")
     return parser
-
-
-def _bench(args) -> None:
-    from . import _bench
-
-    only = _bench.WORKLOADS
-    if args.only:
-        only = tuple(w.strip().upper() for w in args.only.split(","))
-        unknown = [w for w in only if w not in _bench.WORKLOADS]
-        if unknown:
-            raise ValueError(f"--only: unknown workloads {unknown}; choose from W1-W8")
-    if args.reps is not None and args.reps < 1:
-        raise ValueError(f"--reps must be at least 1, got {args.reps}")
-    _bench.run(
-        quick=args.quick,
-        only=only,
-        reps=args.reps,
-        json_path=args.json,
-        plot_path=args.plot,
-        markdown_path=args.markdown,
-    )
 
 
 def _prune(args) -> None:
     import jax
 
-    from . import _global, _io, _tree
+    from . import _global, _io
 
     if os.path.abspath(args.input) == os.path.abspath(args.output):
         raise _io.CheckpointError("OUT must differ from IN: the input is never overwritten")
     _io.format_of(args.output, must_exist=False)
+    method = _registry.get(args.method)
     params = _io.load(args.input)
-    key = jax.random.key(args.seed)
-    random = args.method.startswith("random")
+    key = jax.random.key(args.seed) if method.random else None
     if args.global_:
-        if args.method not in ("l1_unstructured", "random_unstructured"):
+        if not method.global_ok:
             raise ValueError(f"--global needs an unstructured method, not {args.method}")
         masks = _global.global_unstructured(
-            params,
-            args.amount,
-            method="random" if random else "l1",
-            key=key if random else None,
-            where=args.where,
+            params, args.amount, method=method.name, key=key, where=args.where
         )
     else:
         kwargs = {"amount": args.amount}
-        if args.method.endswith("structured") and "unstructured" not in args.method:
+        if method.structured:
             kwargs["dim"] = args.dim
-        if args.method == "ln_structured":
+        if "n" in method.options:
             kwargs["n"] = args.n
-        masks = _tree.prune(
-            params, args.method, key=key if random else None, where=args.where, **kwargs
-        )
+        masks = _tree.prune(params, method, key=key, where=args.where, **kwargs)
     _io.save(_tree.apply_masks(params, masks), args.output)
     print(f"wrote {args.output} (sparsity {_tree.sparsity(params, masks):.4f})")
 
@@ -149,14 +108,9 @@ def _report(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from . import _demo
-
-        _demo.run(args.out, quick=args.quick, seed=args.seed)
-        return 0
     from . import _io
 
-    commands = {"prune": _prune, "report": _report, "bench": _bench}
+    commands = {"prune": _prune, "report": _report}
     try:
         commands[args.command](args)
     except (_io.CheckpointError, TypeError, ValueError, IndexError) as e:

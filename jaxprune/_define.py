@@ -27,7 +27,9 @@ def _options(scores: Callable[..., Any], skip: int) -> tuple[tuple, tuple, bool]
     rest = [p for p in params if p not in taken[:skip] and p.kind is not p.VAR_POSITIONAL]
     required = tuple(p.name for p in rest if p.kind is not p.VAR_KEYWORD and p.default is p.empty)
     defaults = tuple(
-        (p.name, p.default) for p in rest if p.kind is not p.VAR_KEYWORD and p.default is not p.empty
+        (p.name, p.default)
+        for p in rest
+        if p.kind is not p.VAR_KEYWORD and p.default is not p.empty
     )
     return required, defaults, any(p.kind is p.VAR_KEYWORD for p in rest)
 

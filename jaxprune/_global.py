@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import _amount, _checks, _keys, _methods, _paths, _registry, _select, _tree
 from ._typing import Amount, Array, PRNGKey, PyTree, Where

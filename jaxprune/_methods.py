@@ -57,7 +57,9 @@ def _plan(method: Method, shape: tuple[int, ...], dim: object, given: tuple) -> 
         _checks.check_structured(shape)
         d = _checks.check_dim(shape, dim)
     options = method.static_options(dict(given)) if method.has_options else ()
-    return Spec(method, tuple(shape), d, options, shape[d] if method.structured else math.prod(shape))
+    return Spec(
+        method, tuple(shape), d, options, shape[d] if method.structured else math.prod(shape)
+    )
 
 
 def alive_units(spec: Spec, prior: Array | None) -> Array | None:

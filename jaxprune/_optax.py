@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _amount, _basic, _checks, _keys, _methods, _paths, _registry, _tree
+from . import _amount, _basic, _checks, _keys, _methods, _paths, _registry
 from ._typing import Array, PRNGKey, PyTree, Where
 
 

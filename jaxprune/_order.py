@@ -57,8 +57,10 @@ def signed_key(scores: Array) -> Array:
         return lax.bitcast_convert_type(signed, unsigned) ^ top
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"cannot rank scores of dtype {dtype}")
-    x = scores.astype(jnp.float64 if wide else jnp.float32) + 0.0  # -0.0 + 0.0 is +0.0
-    x = jnp.where(jnp.isnan(x), jnp.array(jnp.nan, x.dtype), x)  # one NaN, the positive one
+    x = scores.astype(jnp.float64 if wide else jnp.float32)
+    # -0.0 as +0.0 (XLA folds away ``x + 0.0``, so a select), and one NaN, the positive one.
+    x = jnp.where(x == 0, jnp.zeros((), x.dtype), x)
+    x = jnp.where(jnp.isnan(x), jnp.array(jnp.nan, x.dtype), x)
     bits = lax.bitcast_convert_type(x, unsigned)
     return jnp.where(bits >= top, ~bits, bits | top)
 

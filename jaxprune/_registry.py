@@ -166,9 +166,7 @@ def get(method: str | Callable[..., Any] | Method) -> Method:
         return method
     if isinstance(method, str):
         if method not in _METHODS:
-            raise ValueError(
-                f"method={method!r} is not a pruning method; choose one of {names()}."
-            )
+            raise ValueError(f"method={method!r} is not a pruning method; choose one of {names()}.")
         return _METHODS[method]
     if callable(method):
         for m in _METHODS.values():

@@ -20,6 +20,7 @@ from . import _structured as _structured  # noqa: F401  (registers the built-in 
 from . import _unstructured as _unstructured  # noqa: F401
 from ._typing import Array, PRNGKey, PyTree, Where
 
+
 def method_name(method: str | Callable[..., Any]) -> str:
     """The name of a registered method given as a function or a string."""
     return _registry.get(method).name
@@ -210,7 +211,9 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     n_alive = dict(
         zip(
             concrete,
-            _methods.count_alive_now([jobs[i][1] for i in concrete], [jobs[i][3] for i in concrete]),
+            _methods.count_alive_now(
+                [jobs[i][1] for i in concrete], [jobs[i][3] for i in concrete]
+            ),
         )
     )
     specs, plans, counts = [], [], []
@@ -234,9 +237,7 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     out: dict[str, Array] = {}
     for i in alone:
         path, spec, score, prior, sharding = jobs[i]
-        out[path] = _leaf_program(
-            spec, plans[i], key, hashes[i], score, prior, counts[i], sharding
-        )
+        out[path] = _leaf_program(spec, plans[i], key, hashes[i], score, prior, counts[i], sharding)
     rest = [i for i in range(len(jobs)) if jobs[i][0] not in out]
     if rest:
         sub = [specs[i] for i in rest]

@@ -126,7 +126,7 @@ def test_plan_pads_close_widths_together_and_keeps_far_ones_apart():
 def test_plan_lets_small_widths_share_a_group_within_the_slack(monkeypatch):
     # ResNet-50's 54 weights (64 to 2048 channels) make one group: 84k dead entries cost
     # less selection time than five more groups cost compilation.
-    from jaxprune._bench import _models
+    from benchmarks.suite import _models
 
     specs = [spec(s) for _, s in _models.resnet50_shapes(64)]
     groups = _batch.plan(specs, (EXACT,) * len(specs), [None] * len(specs))

@@ -1,24 +1,50 @@
+import contextlib
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 import torch
 
-from jaxprune import _io
+from jaxprune import _cli, _io
 
 
 def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "jaxprune", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
+    """``jaxprune ARGS`` run in this process through ``main(argv)``: exit status, stdout and
+    stderr, as a subprocess would give them."""
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = _cli.main([str(a) for a in args])
+            except SystemExit as e:  # argparse's errors and --help
+                code = e.code
+    finally:
+        os.chdir(here)
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def test_the_command_runs_as_a_program(tmp_path, npz):
+    # The one subprocess test: the entry point as a user runs it.
+    out = tmp_path / "p.npz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxprune", "prune", str(npz), str(out), "--method",
+         "l1_unstructured", "--amount", "0.5"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote {out} (sparsity ")
+    params = _io.load(str(out))
+    zeros = sum(int((np.asarray(v) == 0).sum()) for k, v in params.items() if "kernel" in k)
+    assert zeros == (3 * 3 * 2 * 8 + 32 * 10) // 2
 
 
 @pytest.fixture

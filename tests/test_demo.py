@@ -1,18 +1,23 @@
 import json
+import pathlib
 import subprocess
 import sys
 
 import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
-        [sys.executable, "-m", "jaxprune", "demo", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "examples.demo", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=ROOT,
     )
     return proc, out
 

@@ -3,17 +3,20 @@
 :func:`compute` reproduces ``compute_mask`` of each torch method, and the slicing and
 combination of ``PruningContainer``, on JAX arrays: the units a method may choose are the
 alive entries (unstructured) or alive channels (structured) of the prior mask, counted and
-validated as torch counts and validates them. Random numbers come from torch's default
-generator through the same calls, with the same sizes and in the same order as torch makes
-them, so masks are bit-identical to torch's under the same ``torch.manual_seed``; with a JAX
-key they come from ``jaxprune`` instead.
+validated as torch counts and validates them. Counting, rounding, ordering and selection are
+jaxprune's (:mod:`jaxprune._kernel`); what stays here is torch's own: soft masks read by
+value, the container's view of a 1-D tensor, RandomStructured's threshold rule, torch's
+errors and dtypes. Two inputs come from torch itself (:class:`Torch`): random numbers from
+its default generator, through the same calls, with the same sizes and in the same order as
+torch makes them, and LnStructured's channel norms, from the same norm call torch makes on
+the same tensor, so masks are bit-identical to torch's under the same ``torch.manual_seed``.
+With a JAX key the random methods use ``jaxprune`` instead.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -22,13 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxprune as jp
-from jaxprune import _select
-from jaxprune._errors import ShapeMismatchError
-
-from ._norms import channel_norms
-
-UNSTRUCTURED = ("identity", "random_unstructured", "l1_unstructured")
-STRUCTURED = ("random_structured", "ln_structured")
+from jaxprune import _kernel
 
 
 class Rule(NamedTuple):
@@ -42,22 +39,21 @@ class Rule(NamedTuple):
     mask: Any = None  # CustomFromMask's mask, as a JAX array
 
 
-class Draws(NamedTuple):
-    """torch's random draws: ``like(n)`` is ``rand_like`` of an n-vector of the tensor's
-    dtype; ``default(n)`` is ``torch.rand(n)``."""
+class Torch(NamedTuple):
+    """What comes from torch itself. ``like(n)`` is ``rand_like`` of an n-vector of the
+    tensor's dtype; ``default(n)`` is ``torch.rand(n)``; ``norms(n, dim, shape, alive)`` is
+    torch's ``_compute_norm`` of the tensor (reshaped to ``shape``, and of its ``alive``
+    channels along ``dim`` only, as the container slices it when ``alive`` is given), one
+    norm per channel it sees, in torch's dtype."""
 
     like: Callable[[int], jax.Array]
     default: Callable[[int], jax.Array]
+    norms: Callable[[Any, int, tuple[int, ...], Any], jax.Array]
 
 
 def _count(amount: Any, units: int) -> int:
     # torch's _compute_nparams_toprune and _validate_pruning_amount, messages included.
-    k = amount if isinstance(amount, numbers.Integral) else round(amount * units)
-    if isinstance(amount, numbers.Integral) and amount > units:
-        raise ValueError(
-            f"amount={amount} should be smaller than the number of parameters to prune={units}"
-        )
-    return int(k)
+    return _kernel.exact_count(amount, units)
 
 
 def _torch_size(shape: tuple[int, ...]) -> str:
@@ -80,7 +76,7 @@ def _check_structured(t: jax.Array, dim: int) -> int:
 @jax.jit
 def _lowest(values: jax.Array, alive: jax.Array | None, k: jax.Array) -> jax.Array:
     """The ``k`` alive units of smallest ``|values|`` (one compiled program per shape)."""
-    (pruned,) = _select.lowest_k([_select.order_key(values)], [alive], k)
+    (pruned,) = _kernel.lowest_k([_kernel.order_key(values)], [alive], k)
     return pruned
 
 
@@ -96,7 +92,7 @@ def _spread(shape: tuple[int, ...], values: jax.Array, alive: jax.Array | None) 
 @jax.jit
 def _largest(values: jax.Array, alive: jax.Array | None, k: jax.Array) -> jax.Array:
     """The ``k`` alive units of largest ``values`` (non-negative), ties by position."""
-    (pruned,) = _select.lowest_k([~_select.order_key(values)], [alive], k)
+    (pruned,) = _kernel.lowest_k([~_kernel.order_key(values)], [alive], k)
     return pruned
 
 
@@ -111,7 +107,7 @@ def _count_alive(alive: jax.Array | None, units: int) -> int:
 
 
 def _unstructured(
-    rule: Rule, t: jax.Array, alive: jax.Array | None, draws: Draws
+    rule: Rule, t: jax.Array, alive: jax.Array | None, draws: Torch
 ) -> jax.Array | None:
     """Pruned entries (bool, ``t``'s shape) among ``alive`` ones (None: all), or None."""
     if rule.kind == "identity":
@@ -130,7 +126,7 @@ def _unstructured(
 
 
 def _structured(
-    rule: Rule, t: jax.Array, alive_c: jax.Array | None, draws: Draws
+    rule: Rule, t: jax.Array, alive_c: jax.Array | None, draws: Torch
 ) -> jax.Array | None:
     """Pruned channels (bool, one per channel) among ``alive_c`` (None: all), or None."""
     d = _check_structured(t, rule.dim)
@@ -140,7 +136,8 @@ def _structured(
     if k == 0:
         return None
     if rule.kind == "ln_structured":
-        return _lowest(channel_norms(t, rule.n, d), alive_c, np.uint32(k))
+        norms = draws.norms(rule.n, d, tuple(t.shape), alive_c)  # of the alive channels
+        return _lowest(_spread((units,), norms, alive_c), alive_c, np.uint32(k))
     if rule.key is not None:
         shape = [1] * t.ndim
         shape[d] = units
@@ -152,7 +149,7 @@ def _structured(
 
 
 def compute(
-    rule: Rule, t: jax.Array, prior: jax.Array | None, draws: Draws, *, container: bool
+    rule: Rule, t: jax.Array, prior: jax.Array | None, draws: Torch, *, container: bool
 ) -> jax.Array | None:
     """What one method multiplies the mask in force by, or None when it prunes nothing (torch
     then returns the prior tensor itself).
@@ -168,7 +165,7 @@ def compute(
         rule: the method.
         t: the importance scores, in torch's layout.
         prior: the mask in force (``t``'s shape, any real dtype), or None for a mask of ones.
-        draws: torch's random number source.
+        draws: what comes from torch (its random numbers, its norms).
         container: True for torch's ``PruningContainer`` semantics (the method picks among the
             units the prior leaves alive, and a 1-D tensor counts as one channel), False for a
             method's own ``compute_mask`` (it picks among all units).
@@ -176,12 +173,12 @@ def compute(
     if rule.kind == "custom_from_mask":
         shape = t.shape if prior is None else prior.shape
         if tuple(rule.mask.shape) != tuple(shape):
-            raise ShapeMismatchError(
+            raise jp.ShapeMismatchError(
                 f"default_mask shape {_torch_size(shape)} must match self.mask shape "
                 f"{_torch_size(rule.mask.shape)}"
             )
         return rule.mask
-    if rule.kind in UNSTRUCTURED:
+    if not jp_method(rule.kind).structured:
         alive = prior == 1 if container else None
         pruned = _unstructured(rule, t, alive, draws)
         return None if pruned is None else ~pruned
@@ -220,16 +217,17 @@ def _check_container_dim(t: jax.Array, dim: int) -> int:
     return d
 
 
+def jp_method(kind: str) -> Any:
+    """The jaxprune method a torch method mirrors (one registry for both packages)."""
+    return _kernel.method(kind)
+
+
 def as_bool(a: jax.Array) -> jax.Array:
     return a if a.dtype == jnp.bool_ else a != 0
 
 
 def key_or_none(key: Any) -> Any:
-    if key is None:
-        return None
-    from jaxprune import _keys
-
-    return _keys.as_key(key)
+    return None if key is None else _kernel.as_key(key)
 
 
 def key_data(key: Any) -> np.ndarray | None:

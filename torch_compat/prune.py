@@ -26,15 +26,17 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import torch
 import torch.nn.utils.prune as _torch_prune
 
-from jaxprune._errors import ShapeMismatchError
+from jaxprune import ShapeMismatchError
 
 from . import _masks
 from ._bridge import to_jax, to_torch
@@ -106,10 +108,23 @@ def _torch_class(kind: str) -> type:
     return next(c for c, k in _KINDS.items() if k == kind)
 
 
-def _draws(t: torch.Tensor) -> _masks.Draws:
-    return _masks.Draws(
+def _draws(t: torch.Tensor) -> _masks.Torch:
+    def norms(n: Any, dim: int, shape: tuple[int, ...], alive: jax.Array | None) -> jax.Array:
+        # torch's own norm call on the tensor its method sees: the container's slice
+        # t[alive] along dim (a boolean index, as torch's container makes it).
+        x = t.detach()
+        # The container's view of a 1-D tensor is one (1, N) row, or an empty (0, N) one.
+        x = x.reshape(shape) if x.numel() == math.prod(shape) else x.new_empty(shape)
+        if alive is not None:
+            index = [slice(None)] * x.dim()
+            index[dim] = torch.tensor(np.asarray(alive, dtype=bool), device=x.device)
+            x = x[tuple(index)]
+        return to_jax(_torch_prune._compute_norm(x, n, dim))
+
+    return _masks.Torch(
         like=lambda n: to_jax(torch.rand(n, dtype=t.dtype, device=t.device)),
         default=lambda n: to_jax(torch.rand(n, device=t.device)),
+        norms=norms,
     )
 
 
@@ -168,7 +183,7 @@ class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
         rule = _rule(method)
         if rule is None:
             return _torch_prune.PruningContainer.compute_mask(self, t, default_mask)
-        if rule.kind in _masks.STRUCTURED and not hasattr(method, "dim"):
+        if _masks.jp_method(rule.kind).structured and not hasattr(method, "dim"):
             raise AttributeError(
                 'Pruning methods of PRUNING_TYPE "structured" need to have the attribute '
                 "`dim` defined."

@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``jaxprune bench``: jaxprune, torch_compat and
+"""The benchmark suite (``python -m benchmarks``, ``make bench``): jaxprune, torch_compat and
 torch.nn.utils.prune side by side on the same shapes, in one run.
 
 Workloads W1-W8 (``benchmarks/RESULTS.md`` says what each measures), medians after

@@ -6,7 +6,7 @@ torch_compat) and the page faults of freshly allocated masks and copies (all thr
 is the process's resident size above its size before the model was built, as a multiple of
 the parameter bytes; the peak is the high-water mark during the pruning call.
 
-Run by the suite as ``python -m jaxprune._bench._fresh JOB LIB SIZE`` (one JSON line out).
+Run by the suite as ``python -m benchmarks.suite._fresh JOB LIB SIZE`` (one JSON line out).
 """
 
 from __future__ import annotations

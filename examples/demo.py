@@ -5,6 +5,9 @@ l1_unstructured, measures test accuracy before and after a short fine-tune throu
 :func:`jaxprune.keep_pruned`, runs one gradual-pruning fine-tune, shows that the PyTorch twin
 of the CNN pruned through ``torch_compat`` with the same key loses the same channels, and
 writes ``results.json`` and ``accuracy.png`` to an output folder.
+
+Run: ``python -m examples.demo [--quick] [--out DIR] [--seed S]`` from the repository root
+(``make demo``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _keys, _optax, _schedules, _tree
+import jaxprune as jp
 
 #: The classifier (Dense_1) is left alone: pruning its output channels would delete classes.
 WHERE = r"^(Conv_0|Conv_1|Dense_0)/kernel$"
@@ -89,7 +92,7 @@ def _accuracy(model, params, data) -> float:
 
 
 def _kept(params, masks) -> int:
-    pruned = _tree.apply_masks(params, masks)
+    pruned = jp.apply_masks(params, masks)
     return int(sum(int(jnp.count_nonzero(x)) for x in jax.tree.leaves(pruned)))
 
 
@@ -100,7 +103,7 @@ def torch_twin_check(params, key, amount: float = 0.3) -> list[dict[str, Any]]:
 
     from torch_compat import prune as tprune
 
-    masks = _tree.prune(params, "random_structured", key=key, where=WHERE, amount=amount)
+    masks = jp.prune(params, "random_structured", key=key, where=WHERE, amount=amount)
     rows = []
     for path in ("Conv_0/kernel", "Conv_1/kernel", "Dense_0/kernel"):
         layer = path.split("/")[0]
@@ -113,9 +116,7 @@ def torch_twin_check(params, key, amount: float = 0.3) -> list[dict[str, Any]]:
             weight = kernel.T
         with torch.no_grad():
             module.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
-        tprune.random_structured(
-            module, "weight", amount=amount, dim=0, key=_keys.leaf_key(key, path)
-        )
+        tprune.random_structured(module, "weight", amount=amount, dim=0, key=jp.leaf_key(key, path))
         torch_dead = (module.weight_mask.flatten(1).sum(1) == 0).numpy()
         flax_dead = ~np.asarray(masks[layer]["kernel"]).reshape(-1)
         rows.append(
@@ -174,12 +175,10 @@ def run(
             for amount in amounts:
                 t0 = time.perf_counter()
                 method_key = key if name.startswith("random") else None
-                masks = _tree.prune(
-                    params, name, key=method_key, where=WHERE, amount=amount, **kwargs
-                )
-                pruned = _tree.apply_masks(params, masks)
+                masks = jp.prune(params, name, key=method_key, where=WHERE, amount=amount, **kwargs)
+                pruned = jp.apply_masks(params, masks)
                 before = _accuracy(model, pruned, test)
-                tx = _optax.keep_pruned(optax.adam(1e-3), masks)
+                tx = jp.keep_pruned(optax.adam(1e-3), masks)
                 tuned, _ = _epochs(
                     _trainer(model, tx), pruned, tx.init(pruned), train, finetune_epochs, seed + 1
                 )
@@ -188,7 +187,7 @@ def run(
                     {
                         "method": name,
                         "amount": amount,
-                        "sparsity": _tree.sparsity(
+                        "sparsity": jp.sparsity(
                             {k: params[k]["kernel"] for k in ("Conv_0", "Conv_1", "Dense_0")},
                             {k: masks[k]["kernel"] for k in ("Conv_0", "Conv_1", "Dense_0")},
                         ),
@@ -202,21 +201,19 @@ def run(
 
         # Gradual pruning to 80% during the fine-tune, instead of one shot before it.
         steps = finetune_epochs * (len(train[1]) // 64)
-        schedule = _schedules.polynomial_schedule(
+        schedule = jp.polynomial_schedule(
             0.0, 0.8, 0, max(steps - 1, 1), frequency=max(steps // 8, 1)
         )
-        tx = _optax.gradual_pruning(optax.adam(1e-3), "l1_unstructured", schedule, where=WHERE)
+        tx = jp.gradual_pruning(optax.adam(1e-3), "l1_unstructured", schedule, where=WHERE)
         t0 = time.perf_counter()
         tuned, state = _epochs(
             _trainer(model, tx), params, tx.init(params), train, finetune_epochs, seed + 1
         )
-        masks = _optax.current_masks(state)
+        masks = jp.current_masks(state)
     gradual = {
         "method": "gradual l1_unstructured",
         "final_sparsity": 0.8,
-        "sparsity": _tree.sparsity(
-            {k: tuned[k]["kernel"] for k in ("Conv_0", "Conv_1", "Dense_0")}
-        ),
+        "sparsity": jp.sparsity({k: tuned[k]["kernel"] for k in ("Conv_0", "Conv_1", "Dense_0")}),
         "params_left": _kept(tuned, masks),
         "accuracy": _accuracy(model, tuned, test),
         "seconds": time.perf_counter() - t0,
@@ -299,3 +296,23 @@ def _plot(rows, dense_acc: float, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.demo",
+        description="Train, prune and fine-tune a small CNN on scikit-learn's digits.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="a fast, smaller run")
+    parser.add_argument("--out", default="jaxprune-demo", help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data split and keys")
+    args = parser.parse_args(argv)
+    run(args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,7 +2,7 @@
 torch.nn.utils.prune side by side on the same shapes and values.
 
 torch and torch_compat prune torch modules; between repetitions their pruning is undone
-outside the clock (:func:`~jaxprune._bench._models.unprune`), so each repetition is torch's
+outside the clock (:func:`~benchmarks.suite._models.unprune`), so each repetition is torch's
 steady state: re-pruning when its allocator reuses the memory it freed.
 """
 

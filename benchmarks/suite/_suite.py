@@ -18,9 +18,13 @@ WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 LIBS = ("jaxprune", "torch_compat", "torch")
 
 
+#: The repository root, from which ``benchmarks`` imports in a fresh process.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _fresh(job: str, lib: str, model: str, size: dict[str, int]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "jaxprune._bench._fresh", job, lib, model, json.dumps(size)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    cmd = [sys.executable, "-m", "benchmarks.suite._fresh", job, lib, model, json.dumps(size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[3:])} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -234,7 +238,7 @@ def run(
     _torch_side_of(rows, "w2_rs_alone", "w2_rs")
     elapsed = time.perf_counter() - started
     title = (
-        f"jaxprune bench{' --quick' if quick else ''}: {machine['cpu']}, "
+        f"python -m benchmarks{' --quick' if quick else ''}: {machine['cpu']}, "
         f"{machine['cores']} cores, jax {machine['jax']} ({machine['backend']}), "
         f"torch {machine.get('torch', '-')}; medians, steady state unless a row says first call"
     )
