@@ -16,12 +16,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Two workers (pytest-xdist), a test file per worker at a time: compiled shapes are shared
+# within a file, and the tests that count compilations see their own file's programs only.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest tests parity_tests
+	$(PYTEST) tests parity_tests
 
 # Everything but the whole runs of the demo and the benchmark suite.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests parity_tests -m "not slow"
+	$(PYTEST) tests parity_tests -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo

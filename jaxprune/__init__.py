@@ -79,5 +79,8 @@ def __getattr__(name: str):
     if name == "nnx":
         import importlib
 
+        from ._extras import require
+
+        require("flax.nnx", "jaxprune.nnx")
         return importlib.import_module(".nnx", __name__)
     raise AttributeError(f"module 'jaxprune' has no attribute {name!r}")

@@ -8,4 +8,12 @@ class ShapeMismatchError(ValueError, AssertionError):
 
     torch raises ``AssertionError`` for a wrong ``importance_scores`` or custom mask shape;
     this error is both that and a ``ValueError``, so either ``except`` clause catches it.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxprune as jp
+        >>> try:
+        ...     jp.l1_unstructured(jnp.ones((2, 3)), 1, importance_scores=jnp.ones(3))
+        ... except AssertionError as e:
+        ...     print(type(e).__name__, isinstance(e, ValueError))
+        ShapeMismatchError True
     """

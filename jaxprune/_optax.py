@@ -19,25 +19,44 @@ that ``nnx.Optimizer`` hands to the transformation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _amount, _basic, _checks, _keys, _methods, _paths, _registry
+from . import _amount, _basic, _checks, _extras, _keys, _methods, _paths, _registry
 from ._typing import Array, PRNGKey, PyTree, Where
+
+if TYPE_CHECKING:  # optax is imported when a wrapper is made, not with the package
+    import optax
 
 
 class KeepPrunedState(NamedTuple):
-    """State of :func:`keep_pruned`: the inner optimizer's state and the masks in force."""
+    """State of :func:`keep_pruned`: the inner optimizer's state and the masks in force.
+
+    Example:
+        >>> import jax.numpy as jnp, optax, jaxprune as jp
+        >>> masks = {"w": jnp.array([True, False])}
+        >>> state = jp.keep_pruned(optax.sgd(0.1), masks).init({"w": jnp.ones(2)})
+        >>> isinstance(state, jp.KeepPrunedState), state.masks["w"].tolist()
+        (True, [True, False])
+    """
 
     inner: Any
     masks: PyTree
 
 
 class GradualPruningState(NamedTuple):
-    """State of :func:`gradual_pruning`."""
+    """State of :func:`gradual_pruning`.
+
+    Example:
+        >>> import jax.numpy as jnp, optax, jaxprune as jp
+        >>> tx = jp.gradual_pruning(optax.sgd(0.1), "l1_unstructured", jp.constant_schedule(0.5))
+        >>> state = tx.init({"w": jnp.ones((2, 2))})
+        >>> int(state.count), state.masks["w"].tolist()  # nothing pruned before the first step
+        (0, [[True, True], [True, True]])
+    """
 
     count: Array  #: number of updates done so far (int32)
     key: Array  #: raw key data of the base key
@@ -110,7 +129,7 @@ def _need_params(params: PyTree | None, name: str) -> None:
         )
 
 
-def keep_pruned(inner, masks: PyTree):
+def keep_pruned(inner: optax.GradientTransformation, masks: PyTree) -> optax.GradientTransformation:
     """Wrap an optax optimizer so that pruned weights stay exactly zero.
 
     Args:
@@ -133,7 +152,7 @@ def keep_pruned(inner, masks: PyTree):
         >>> optax.apply_updates(params, updates)["w"][1].item()
         0.0
     """
-    import optax
+    optax = _extras.require("optax", "jp.keep_pruned")
 
     def init(params):
         mask_leaves = _aligned(masks, params)
@@ -151,14 +170,14 @@ def keep_pruned(inner, masks: PyTree):
 
 
 def gradual_pruning(
-    inner,
+    inner: optax.GradientTransformation,
     method: str | Callable[..., Any],
     schedule: Callable[[Array], Array],
     *,
     key: PRNGKey | None = None,
     where: Where = None,
     **method_kwargs: Any,
-):
+) -> optax.GradientTransformation:
     """Prune gradually while training: masks recomputed inside the jitted update.
 
     At each pruning step (``schedule.is_pruning_step(step)``, or every step for a plain
@@ -197,7 +216,7 @@ def gradual_pruning(
         >>> jp.current_masks(state)["w"].sum().item(), params["w"][0, :3].tolist()
         (5, [0.0, 0.0, 0.0])
     """
-    import optax
+    optax = _extras.require("optax", "jp.gradual_pruning")
 
     method = _registry.get(method)
     name = method.name
@@ -291,6 +310,13 @@ def current_masks(opt_state: Any) -> PyTree:
 
     Raises:
         ValueError: no pruning state in ``opt_state``.
+
+    Example:
+        >>> import jax.numpy as jnp, optax, jaxprune as jp
+        >>> masks = {"w": jnp.array([True, False])}
+        >>> tx = optax.chain(optax.clip(1.0), jp.keep_pruned(optax.sgd(0.1), masks))
+        >>> jp.current_masks(tx.init({"w": jnp.ones(2)}))["w"].tolist()
+        [True, False]
     """
     found = _find(opt_state)
     if found is None:

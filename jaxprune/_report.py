@@ -12,7 +12,14 @@ from ._typing import PyTree
 
 
 class LeafReport(NamedTuple):
-    """One array leaf of a params tree, masks applied."""
+    """One array leaf of a params tree, masks applied.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxprune as jp
+        >>> row = jp.report({"b": jnp.array([0.0, 1.0])})[0]
+        >>> row.path, row.shape, row.zeros, row.sparsity, row.channels
+        ('b', (2,), 1, 0.5, None)
+    """
 
     path: str
     shape: tuple[int, ...]

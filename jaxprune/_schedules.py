@@ -39,6 +39,12 @@ class PolynomialSchedule:
     are recomputed: at ``begin_step``, every ``frequency`` steps after it, and at ``end_step``
     (so the final sparsity is always reached, even when ``frequency`` does not divide the
     span). Values are float32 under ``jit``; steps may be traced.
+
+    Example:
+        >>> import jaxprune as jp
+        >>> s = jp.PolynomialSchedule(0.0, 0.5, begin_step=0, end_step=4, power=1.0)
+        >>> [float(s(t)) for t in range(6)]
+        [0.0, 0.125, 0.25, 0.375, 0.5, 0.5]
     """
 
     initial_sparsity: float
@@ -120,5 +126,12 @@ def one_shot_schedule(sparsity: float, step: int) -> PolynomialSchedule:
 
 
 def constant_schedule(sparsity: float) -> PolynomialSchedule:
-    """``sparsity`` from the first step on (pruned once, at step 0)."""
+    """``sparsity`` from the first step on (pruned once, at step 0).
+
+    Example:
+        >>> import jaxprune as jp
+        >>> s = jp.constant_schedule(0.3)
+        >>> [round(float(s(t)), 4) for t in (0, 5)], [bool(s.is_pruning_step(t)) for t in (0, 1)]
+        ([0.3, 0.3], [True, False])
+    """
     return PolynomialSchedule(sparsity, sparsity, 0, 0, 1, 1.0)

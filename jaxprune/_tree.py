@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,8 +60,10 @@ def constrain(masks: list[Array], shardings: tuple[Any, ...]) -> list[Array]:
     ]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 9, 10))
-def _program(specs, plans, groups, hashes, key, scores, priors, counts, exact, shardings, rows):
+@functools.partial(
+    jax.jit, static_argnames=("specs", "plans", "groups", "hashes", "shardings", "rows")
+)
+def _program(*, specs, plans, groups, hashes, key, scores, priors, counts, exact, shardings, rows):
     """The masks of many calls. With ``rows``, also the rows of their groups, and None for
     the masks that are rows as they are (:mod:`jaxprune._batch`), for the caller to take;
     without, every mask is made in the program (pinned where its weight lives)."""
@@ -83,6 +85,18 @@ def _leaf_program(spec, count, key, path_hash, score, prior, value, sharding):
     leaf_key = None if key is None else jax.random.fold_in(key, jnp.uint32(path_hash))
     mask = _methods.compute(spec, count, leaf_key, score, prior, value)
     return constrain([mask], (sharding,))[0]
+
+
+class Job(NamedTuple):
+    """One selected leaf's call: its path, its plan (None for the methods that select
+    nothing, whose ``scores`` is then the new mask), its scores, its prior mask and the
+    sharding its mask should have."""
+
+    path: str
+    spec: _methods.Spec | None
+    scores: Array | None
+    prior: Array | None
+    sharding: Any
 
 
 #: Keyword arguments of the pytree layer that are not a method's static options.
@@ -171,7 +185,7 @@ def prune(
                     if path not in side[arg]:
                         raise ValueError(f"{arg} has no leaf at this path.")
                 new = method.function(x, **{arg: side[arg][path] for arg in method.inputs})
-                jobs.append((path, None, new, prior, None))
+                jobs.append(Job(path, None, new, prior, None))
                 continue
             options = {k: v for k, v in method_kwargs.items() if k not in _SIDE}
             spec = _methods.plan(method, x.shape, **options)
@@ -182,12 +196,14 @@ def prune(
                 )
                 scores = x if scores is None else scores
                 _methods.keys_dtype(spec, jnp.dtype(scores.dtype))  # the scores' shape
-            jobs.append((path, spec, scores, prior, mask_sharding(leaf, len(spec.shape), spec.dim)))
+            sharding = mask_sharding(leaf, len(spec.shape), spec.dim)
+            jobs.append(Job(path, spec, scores, prior, sharding))
 
     out = {}
     if not method.selects:
-        for path, _, new, prior, _ in jobs:
-            out[path] = new if prior is None else new & prior
+        for job in jobs:
+            new = job.scores
+            out[job.path] = new if job.prior is None else new & job.prior
     else:
         out.update(_compute_all(jobs, amount, key))
     result = []
@@ -201,36 +217,32 @@ def prune(
     return jax.tree_util.tree_unflatten(treedef, result)
 
 
-def _compute_all(jobs, amount, key) -> dict[str, Array]:
+def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, Array]:
     # Phase 2: counts among unpruned units, exact where the priors are concrete.
     concrete = [
-        i
-        for i, (_, spec, _, prior, _) in enumerate(jobs)
-        if _methods.needs_alive_count(spec, amount, prior)
+        i for i, job in enumerate(jobs) if _methods.needs_alive_count(job.spec, amount, job.prior)
     ]
-    n_alive = dict(
-        zip(
-            concrete,
-            _methods.count_alive_now(
-                [jobs[i][1] for i in concrete], [jobs[i][3] for i in concrete]
-            ),
+    n_alive: dict[int, int] = {}
+    if concrete:
+        specs = [jobs[i].spec for i in concrete]
+        n_alive = dict(
+            zip(concrete, _methods.count_alive_now(specs, [jobs[i].prior for i in concrete]))
         )
-    )
     specs, plans, counts = [], [], []
-    for i, (path, spec, _, prior, _) in enumerate(jobs):
-        with _paths.PathError(path):
-            count, value = _methods.resolve(spec, amount, prior, n_alive.get(i))
-        specs.append(spec)
+    for i, job in enumerate(jobs):
+        with _paths.PathError(job.path):
+            count, value = _methods.resolve(job.spec, amount, job.prior, n_alive.get(i))
+        specs.append(job.spec)
         plans.append(count)
         counts.append(value)
-    hashes = [_keys.path_hash(path) for path, *_ in jobs]
+    hashes = [_keys.path_hash(job.path) for job in jobs]
     # Called eagerly, a large selection gets a compiled kernel of its own, cached by shape:
     # a model compiles each of its few large shapes once instead of one loop per leaf in one
     # program (24 GPT-2 blocks, l1_unstructured: first call 4.1 s -> 2.1 s, steady 1.25 s ->
     # 1.27 s). Under a trace everything joins the caller's one program.
     traced = (
         _checks.is_traced(key)
-        or any(_checks.is_traced(j[2]) or _checks.is_traced(j[3]) for j in jobs)
+        or any(_checks.is_traced(j.scores) or _checks.is_traced(j.prior) for j in jobs)
         or any(_checks.is_traced(c) for c in counts)
     )
     alone = [] if traced else [i for i, s in enumerate(specs) if _methods.is_large(s)]
@@ -238,33 +250,33 @@ def _compute_all(jobs, amount, key) -> dict[str, Array]:
     for i in alone:
         path, spec, score, prior, sharding = jobs[i]
         out[path] = _leaf_program(spec, plans[i], key, hashes[i], score, prior, counts[i], sharding)
-    rest = [i for i in range(len(jobs)) if jobs[i][0] not in out]
+    rest = [i for i in range(len(jobs)) if jobs[i].path not in out]
     if rest:
         sub = [specs[i] for i in rest]
         sub_plans = tuple(plans[i] for i in rest)
-        sub_scores = [jobs[i][2] for i in rest]
-        sub_priors = [jobs[i][3] for i in rest]
+        sub_scores = [jobs[i].scores for i in rest]
+        sub_priors = [jobs[i].prior for i in rest]
         groups = _batch.plan(sub, sub_plans, sub_scores)
         sub_counts, exact = _batch.pack_counts(groups, sub_plans, [counts[i] for i in rest])
         # Called eagerly on one device, a mask that is its group's row as it is is taken by a
         # kernel compiled per mask shape (one output kernel per leaf in the program compiled
         # in 6 ms each, and again for every tree); traced or sharded, the program makes it.
-        rows = not traced and all(jobs[i][4] is None for i in rest)
+        rows = not traced and all(jobs[i].sharding is None for i in rest)
         masks, blocks = _program(
-            tuple(sub),
-            sub_plans,
-            groups,
-            tuple(hashes[i] for i in rest),
-            key,
-            sub_scores,
-            sub_priors,
-            sub_counts,
-            exact,
-            tuple(jobs[i][4] for i in rest),
-            rows,
+            specs=tuple(sub),
+            plans=sub_plans,
+            groups=groups,
+            hashes=tuple(hashes[i] for i in rest),
+            key=key,
+            scores=sub_scores,
+            priors=sub_priors,
+            counts=sub_counts,
+            exact=exact,
+            shardings=tuple(jobs[i].sharding for i in rest),
+            rows=rows,
         )
         _batch.fill_rows(masks, groups, blocks, lambda block, j, i: _batch.take(block, j, sub[i]))
-        out.update({jobs[i][0]: m for i, m in zip(rest, masks)})
+        out.update({jobs[i].path: m for i, m in zip(rest, masks)})
     return out
 
 

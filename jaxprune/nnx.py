@@ -30,11 +30,30 @@ __all__ = ["Mask", "Pruned", "prune", "remove", "is_pruned"]
 
 
 class Pruned(_nnx.Param):
-    """The original (unmasked) values of a pruned weight; trained like any ``nnx.Param``."""
+    """The original (unmasked) values of a pruned weight; trained like any ``nnx.Param``.
+
+    Example:
+        >>> import jax, jaxprune as jp
+        >>> from flax import nnx
+        >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+        >>> jp.nnx.prune(model, "l1_unstructured", amount=2)
+        >>> isinstance(vars(model)["kernel"], jp.nnx.Pruned), len(nnx.state(model, nnx.Param))
+        (True, 2)
+    """
 
 
 class Mask(_nnx.Variable):
-    """A pruning mask (boolean, ``True`` = kept). Not a ``Param``: never trained."""
+    """A pruning mask (boolean, ``True`` = kept). Not a ``Param``: never trained.
+
+    Example:
+        >>> import jax, jaxprune as jp
+        >>> from flax import nnx
+        >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+        >>> jp.nnx.prune(model, "l1_unstructured", amount=2)
+        >>> masks = nnx.state(model, jp.nnx.Mask)
+        >>> int((~masks["kernel_mask"][...]).sum())
+        2
+    """
 
 
 class _MaskedView:
@@ -225,6 +244,15 @@ def remove(model: _nnx.Module, where: Where = None) -> None:
 
     Raises:
         ValueError: nothing selected is pruned.
+
+    Example:
+        >>> import jax, jaxprune as jp
+        >>> from flax import nnx
+        >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+        >>> jp.nnx.prune(model, "l1_unstructured", amount=2)
+        >>> jp.nnx.remove(model)
+        >>> type(vars(model)["kernel"]).__name__, int((model.kernel[...] == 0).sum())
+        ('Param', 2)
     """
     nodes = _nodes(model)
     pruned = {}
@@ -250,5 +278,15 @@ def remove(model: _nnx.Module, where: Where = None) -> None:
 
 
 def is_pruned(model: _nnx.Module) -> bool:
-    """Whether any attribute of ``model`` or its submodules is pruned."""
+    """Whether any attribute of ``model`` or its submodules is pruned.
+
+    Example:
+        >>> import jaxprune as jp
+        >>> from flax import nnx
+        >>> model = nnx.Sequential(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
+        >>> before = jp.nnx.is_pruned(model)
+        >>> jp.nnx.prune(model, "l1_unstructured", amount=1)
+        >>> before, jp.nnx.is_pruned(model)
+        (False, True)
+    """
     return any(isinstance(node, Mask) for _, node in _nnx.iter_graph(model))

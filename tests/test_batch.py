@@ -166,8 +166,8 @@ def test_eager_program_returns_rows_not_one_output_per_leaf(monkeypatch):
     seen = {}
     real = _tree._program
 
-    def spy(*args):
-        direct, blocks = real(*args)
+    def spy(**kwargs):
+        direct, blocks = real(**kwargs)
         seen["out"] = (list(direct), blocks)  # before the caller fills in the rows
         return direct, blocks
 

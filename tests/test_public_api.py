@@ -2,6 +2,7 @@ import ast
 import doctest
 import importlib
 import pkgutil
+import re
 import subprocess
 import sys
 
@@ -66,7 +67,9 @@ def _imports(name):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             found.add(node.module)
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
+        elif isinstance(node, ast.Call) and (
+            getattr(node.func, "attr", None) in ("import_module", "require")
+        ):
             if node.args and isinstance(node.args[0], ast.Constant):
                 found.add(node.args[0].value)
     return {m.split(".")[0] for m in found}
@@ -92,6 +95,15 @@ def test_import_rules(name):
     assert not imported & forbidden, sorted(imported & forbidden)
 
 
+def test_every_public_name_has_a_runnable_example():
+    # The examples run in test_docstring_examples_run (doctest of each module).
+    import inspect
+
+    for module in (jaxprune, jaxprune.nnx):
+        for name in module.__all__:
+            assert ">>>" in (inspect.getdoc(getattr(module, name)) or ""), name
+
+
 def test_import_rules_see_lazy_imports():
     assert {"optax"} <= _imports("jaxprune._optax")
     assert {"torch", "orbax"} <= _imports("jaxprune._io")
@@ -112,3 +124,27 @@ def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+@pytest.mark.parametrize(
+    "missing, call, extra",
+    [
+        ("optax", lambda: jaxprune.keep_pruned(None, {}), "jaxprune[flax]"),
+        ("optax", lambda: jaxprune.gradual_pruning(None, "l1_unstructured", None), "[flax]"),
+        ("flax", lambda: jaxprune.nnx, "jaxprune[flax]"),
+    ],
+)
+def test_a_missing_extra_is_named(monkeypatch, missing, call, extra):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    for name in [m for m in sys.modules if m.startswith(missing + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "jaxprune.nnx", raising=False)
+    monkeypatch.delattr(jaxprune, "nnx", raising=False)
+    with pytest.raises(ImportError, match=re.escape(extra)):
+        call()
+
+
+def test_version_comes_from_the_installed_metadata():
+    from importlib import metadata
+
+    assert jaxprune.__version__ == metadata.version("jaxprune")
