@@ -57,7 +57,7 @@ def zero_pruned(x: Array, mask: Array) -> Array:
     """``jnp.where(mask, x, 0)`` for a mask that broadcasts to ``x``, as a bitwise AND of
     ``x``'s bits with all ones or all zeros: the same values (+0.0 where pruned, NaN and -0.0
     kept where kept), and on XLA:CPU as fast as a copy, where the select with a broadcast
-    mask is 1.25x slower (24 GPT-2 blocks: 54 ms against 67 ms, a memcpy 53 ms)."""
+    mask is slower (benchmarks/RESULTS.md, "Figures behind the code")."""
     size = jnp.dtype(x.dtype).itemsize
     plain = _checks.kind(jnp.dtype(x.dtype)) in ("float", "int")
     if not plain or size not in _UNSIGNED or (size == 8 and not jax.config.jax_enable_x64):

@@ -1,10 +1,9 @@
 """Many small selections run as the rows of one padded array.
 
 A model's weights come in a few widths, and XLA:CPU compiles every kernel of a program on its
-own, at about 5 ms even for a slice. One selection loop per width and one output kernel per
-weight were most of a first call: 24 GPT-2 blocks, ``random_structured`` masks, 1.36 s of
-compilation for 96 keepdims masks (three loops of about 0.25 s, and 96 output kernels of
-about 6 ms). Here the calls whose unit counts are close share one padded group:
+own, even a slice. One selection loop per width and one output kernel per weight were most of
+a first call's compilation (benchmarks/RESULTS.md, "Figures behind the code"). Here the calls
+whose unit counts are close share one padded group:
 
 - every call's units are laid out in a row of the group's width ``W``, the row's tail being
   dead units (never counted, never selected: the selection is the call's own, unit for unit);
@@ -34,13 +33,11 @@ from . import _amount, _methods, _select
 from ._typing import Array
 
 #: Calls of different widths share a group while the group's padded entries are at most
-#: ``PAD_LIMIT`` times its real ones, or at most ``PAD_SLACK`` more. A group costs about
-#: 0.25 s of compilation (its random draw and its selection loop); padding costs selection
-#: time in proportion to the dead entries, about 0.5 ms a call for 2**17 of them. 24 GPT-2
-#: blocks: widths 4096 and 3072 share a group, 1024 has its own (padding 1024 to 4096 as well
-#: would compile 0.15 s less and select 0.3-0.5 ms slower per call). ResNet-50: one group
-#: for its widths of 64 to 2048 (84k dead entries; first call 2.4 s -> 1.1 s, masks
-#: 1.1 ms -> 1.7 ms), where the ratio alone made five.
+#: ``PAD_LIMIT`` times its real ones, or at most ``PAD_SLACK`` more. A group costs
+#: compilation (its random draw and its selection loop) once; padding costs selection time
+#: in proportion to the dead entries on every call. 24 GPT-2 blocks: widths 4096 and 3072
+#: share a group, 1024 has its own. ResNet-50: one group for its widths of 64 to 2048, where
+#: the ratio alone made five. The trade-off's figures: benchmarks/RESULTS.md.
 PAD_LIMIT = 1.25
 PAD_SLACK = 1 << 17
 
@@ -192,7 +189,7 @@ def compute_many(
     The calls left out of the groups (over ``BATCH_LIMIT`` units) select one after the other:
     each counting pass then reads one weight, which stays in the CPU's cache for all its
     passes, where a batch of weights would be read from memory on every pass (8 GPT-2 blocks,
-    l1_unstructured: 1.05 s batched, 0.34 s one at a time). Their random draws of one shape
+    l1_unstructured: three times faster one at a time). Their random draws of one shape
     are made by one ``vmap``-ed generator.
     """
     masks: list[Array | None] = [None] * len(specs)
@@ -234,9 +231,9 @@ def pack_counts(
     groups: tuple[Group, ...], plans: Sequence[_amount.Count], counts: Sequence[Any]
 ) -> tuple[list[Any], np.ndarray]:
     """``counts`` as :func:`compute_many` takes them: the grouped calls' exact counts in one
-    array (one argument of the program, not one scalar per call: 96 scalar arguments cost
-    0.15 ms a call), and of each group's tables of Python's rounding only the first, the one
-    its rows read."""
+    array (one argument of the program, not one scalar per call, whose dispatch costs more
+    than the selection of a small tree), and of each group's tables of Python's rounding
+    only the first, the one its rows read."""
     counts = list(counts)
     exact = np.zeros(len(counts), np.uint32)
     for group in groups:
@@ -276,7 +273,7 @@ def _take(block: Array, j: Array, units: int, shape: tuple[int, ...]) -> Array:
 
 @functools.cache
 def _row_index(j: int) -> Array:
-    # A device scalar made once: passing it costs 4 us a call, a NumPy int 5.6 us.
+    # A device scalar made once: passing it costs less than a NumPy int.
     return jnp.int32(j)
 
 

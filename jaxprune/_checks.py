@@ -95,7 +95,7 @@ def as_mask(mask: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array 
             f"{name} of shape {mshape} does not broadcast to the tensor's shape {shape}"
         )
     # A boolean jax.Array of the right rank (a mask this library made) is taken as it is:
-    # asarray and a no-op reshape cost ~40 us of dispatch each, per leaf and per call.
+    # asarray and a no-op reshape cost dispatch, per leaf and per call.
     m = mask if isinstance(mask, jax.Array) else jnp.asarray(mask)
     if m.dtype != jnp.bool_:
         if kind(m.dtype) == "complex":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import lax
@@ -102,8 +103,22 @@ _ENDGAMES = 3
 _TWO_LEVELS = 1 << 26
 
 
+class Narrowing(NamedTuple):
+    """The state of :func:`narrow`'s loop: the interval ``[lo, hi]`` that holds the k-th key,
+    the counts at its ends, what the next round does, how many end games were tried, and the
+    last end game's bound on the k-th key."""
+
+    lo: Array
+    hi: Array
+    c_lo: Array  #: alive units keyed below lo
+    c_hi: Array  #: alive units keyed at most hi
+    mode: Array  #: _INTERPOLATE, _THIRDS, _ENDGAME or _CHECK (int32)
+    tries: Array  #: end games so far (int32)
+    bound: Array  #: the k-th least minimum of the last end game
+
+
 def endgame(
-    keys: Sequence[Keys], alive: Sequence[Array | None], state, k: Array, cdt
+    keys: Sequence[Keys], alive: Sequence[Array | None], state: Narrowing, k: Array, cdt
 ) -> tuple[Array, Array, Array, Array, Array, Array]:
     """One pass that takes, per group of entries, the least key in ``[lo, hi]``.
 
@@ -120,7 +135,7 @@ def endgame(
     k-th least minimum, is at or above the k-th key, and at it or a candidate or two above
     when ``hidden`` (the units that share a group with a lesser one) is small.
     """
-    lo, hi, c_lo, c_hi = state[:4]
+    lo, hi, c_lo, c_hi = state.lo, state.hi, state.c_lo, state.c_hi
     kdtype = keys[0].kdtype
     width = hi - lo
     minima = []
@@ -180,6 +195,10 @@ def narrow(
     big = float(jnp.iinfo(kdtype).max)
     total = sum(kk.size for kk in keys)
     floats = all(kk.implicit for kk in keys) and kdtype == jnp.uint32
+    groups = total // (GROUP ** (2 if total > _TWO_LEVELS else 1))
+    #: the end game starts once this few units are left: two of them share a group ~1/32
+    few = max(8, math.isqrt(groups // 16))
+    whole = jnp.array(jnp.iinfo(kdtype).max, kdtype)  # the end game's offsets need width + 1
 
     def counts(a_, b_):
         return count_two(
@@ -201,7 +220,7 @@ def narrow(
         by_value = jnp.clip(lax.bitcast_convert_type(value, kdtype), lo, hi - 1)
         return jnp.where(spaced_by_value & jnp.isfinite(v_hi), by_value, by_key)
 
-    def split(state):
+    def split(state: Narrowing) -> Narrowing:
         lo, hi, c_lo, c_hi, mode, tries, bound = state
         width = hi - lo
         units = (c_hi - c_lo).astype(jnp.float32)
@@ -232,31 +251,26 @@ def narrow(
             _ENDGAME,
             jnp.where(halved | (mode != _INTERPOLATE), _INTERPOLATE, _THIRDS),
         )
-        return lo_, hi_, c_lo_, c_hi_, jnp.asarray(next_mode, jnp.int32), tries, bound
+        return Narrowing(lo_, hi_, c_lo_, c_hi_, jnp.asarray(next_mode, jnp.int32), tries, bound)
 
-    def end_round(state):
-        lo, hi, c_lo, c_hi, _, tries, _ = state
+    def end_round(state: Narrowing) -> Narrowing:
         found, v, below, upto, bound, hidden = endgame(keys, alive, state, k, cdt)
-        return (
-            v,
-            jnp.where(found, v, hi),
-            below,
-            jnp.where(found, upto, c_hi),
-            jnp.where(hidden <= 2, _CHECK, _THIRDS).astype(jnp.int32),
-            tries + 1,
-            bound,
+        return Narrowing(
+            lo=v,
+            hi=jnp.where(found, v, state.hi),
+            c_lo=below,
+            c_hi=jnp.where(found, upto, state.c_hi),
+            mode=jnp.where(hidden <= 2, _CHECK, _THIRDS).astype(jnp.int32),
+            tries=state.tries + 1,
+            bound=bound,
         )
-
-    groups = total // (GROUP ** (2 if total > _TWO_LEVELS else 1))
-    few = max(8, math.isqrt(groups // 16))  # two of that many share a group: p ~ 1/32
-    whole = jnp.array(jnp.iinfo(kdtype).max, kdtype)  # the end game's offsets need width + 1
 
     lo, hi, c_lo, c_hi = start
     ready = (c_hi - c_lo <= few) & (hi - lo < whole)
     mode = jnp.where(ready, _ENDGAME, _INTERPOLATE).astype(jnp.int32)
-    v, _, c_lo, c_hi, _, _, _ = lax.while_loop(
-        lambda state: state[0] < state[1],
-        lambda state: lax.cond(state[4] == _ENDGAME, end_round, split, state),
-        (lo, hi, c_lo, c_hi, mode, jnp.zeros((), jnp.int32), hi),
+    out = lax.while_loop(
+        lambda state: state.lo < state.hi,
+        lambda state: lax.cond(state.mode == _ENDGAME, end_round, split, state),
+        Narrowing(lo, hi, c_lo, c_hi, mode, jnp.zeros((), jnp.int32), hi),
     )
-    return v, c_lo, c_hi
+    return out.lo, out.c_lo, out.c_hi

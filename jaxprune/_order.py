@@ -83,8 +83,8 @@ class Keys:
     """The order keys of one array of scores (see :func:`order_key`), as comparisons.
 
     Keys of floats are never stored: a pass compares ``|x|`` with the float a key stands for
-    instead. Such a pass is compute-bound (77 ms for two counts over 302M floats, against
-    40 ms over stored keys), but a stored key array (1.2 GB for GPT-2-medium) costs more to
+    instead. Such a pass is compute-bound (about twice the time of a pass over stored keys),
+    but a stored key array (4 bytes a weight: 1.2 GB for GPT-2-medium) costs more to
     write and to page in on every call. Other scores (integers; random bits, which are keys
     already) are mapped once.
     """

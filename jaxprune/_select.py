@@ -42,8 +42,8 @@ __all__ = [
 ]
 
 #: Up to this many units in all, one sort ranks them; above it, bisection counts. XLA:CPU's
-#: sort is slow even for a few thousand values (a 4096-channel selection: 0.9 ms sorted,
-#: 0.2 ms by bisection), so only tiny selections are sorted.
+#: sort is slow even for a few thousand values (a 4096-channel selection sorts in four times
+#: the time of a bisection), so only tiny selections are sorted.
 SORT_LIMIT = 64
 
 
@@ -115,6 +115,23 @@ def _below(
     ]
 
 
+def _by_counting(kth, plain_ends, cut, below, k: Array):
+    """The skeleton of a selection by counting, for one selection or a batch of rows: the
+    k-th key ``v`` and the counts at it (``kth(k)``), then where the pruned units end among
+    the units keyed ``v`` (``plain_ends(take)`` when none or all of them go, else
+    ``cut(v, take)``, run only when some selection needs it), then the pruned units
+    (``below(v, ends)``). With rows, ``k`` and every count have one entry per row."""
+    v, c_lo, c_hi = kth(k)
+    take = k - c_lo  # how many units keyed v to prune, lowest positions first
+    plain = (take == 0) | (take == c_hi - c_lo)
+    ends = lax.cond(
+        jnp.all(plain),
+        lambda: plain_ends(take),
+        lambda: jax.tree.map(lambda p, c: jnp.where(plain, p, c), plain_ends(take), cut(v, take)),
+    )
+    return below(v, ends)
+
+
 def _lowest_k_counting(
     keys: Sequence[Keys], alive: Sequence[Array | None], k: Array
 ) -> list[Array]:
@@ -122,16 +139,14 @@ def _lowest_k_counting(
     ties."""
     total = sum(kk.size for kk in keys)
     cdt = _counting_dtype(total)
-    k = k.astype(cdt)
-    v, c_lo, c_hi = _kth(keys, alive, k, cdt)
-    take = k - c_lo  # how many units scored v to prune, lowest positions first
     cut = tie_ends if total >= BRACKET_MIN else tie_ends_by_bisection
-    ends = lax.cond(
-        (take == 0) | (take == c_hi - c_lo),
-        lambda: _plain_ends(keys, take, cdt),
-        lambda: cut(keys, alive, v, take, cdt),
+    return _by_counting(
+        lambda kk: _kth(keys, alive, kk, cdt),
+        lambda take: _plain_ends(keys, take, cdt),
+        lambda v, take: cut(keys, alive, v, take, cdt),
+        lambda v, ends: _below(keys, alive, v, ends, cdt),
+        k.astype(cdt),
     )
-    return _below(keys, alive, v, ends, cdt)
 
 
 def lowest_k(scores: Sequence[Array], alive: Sequence[Array | None], k: Array) -> list[Array]:
@@ -199,18 +214,13 @@ def lowest_k_rows(scores: Array, alive: Array | None, k: Array) -> Array:
     def below(row, a, v, end):
         return _below(keys_of(row), [a], v, [end], cdt)[0]
 
-    v, c_lo, c_hi = jax.vmap(kth, (0, rows_alive, 0))(scores, alive, k)
-    take = k - c_lo
-    plain = (take == 0) | (take == c_hi - c_lo)
-    plain_ends = jnp.where(take == 0, jnp.zeros((), cdt), jnp.asarray(width, cdt))
-    ends = lax.cond(
-        jnp.all(plain),
-        lambda: plain_ends,
-        lambda: jnp.where(
-            plain, plain_ends, jax.vmap(cut, (0, rows_alive, 0, 0))(scores, alive, v, take)
-        ),
+    return _by_counting(
+        lambda kk: jax.vmap(kth, (0, rows_alive, 0))(scores, alive, kk),
+        lambda take: jnp.where(take == 0, jnp.zeros((), cdt), jnp.asarray(width, cdt)),
+        lambda v, take: jax.vmap(cut, (0, rows_alive, 0, 0))(scores, alive, v, take),
+        lambda v, ends: jax.vmap(below, (0, rows_alive, 0, 0))(scores, alive, v, ends),
+        k,
     )
-    return jax.vmap(below, (0, rows_alive, 0, 0))(scores, alive, v, ends)
 
 
 def random_keys(key: jax.Array, shape: tuple[int, ...]) -> Array:

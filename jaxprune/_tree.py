@@ -238,8 +238,8 @@ def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, A
     hashes = [_keys.path_hash(job.path) for job in jobs]
     # Called eagerly, a large selection gets a compiled kernel of its own, cached by shape:
     # a model compiles each of its few large shapes once instead of one loop per leaf in one
-    # program (24 GPT-2 blocks, l1_unstructured: first call 4.1 s -> 2.1 s, steady 1.25 s ->
-    # 1.27 s). Under a trace everything joins the caller's one program.
+    # program (half the first call on 24 GPT-2 blocks, the same steady time). Under a trace
+    # everything joins the caller's one program.
     traced = (
         _checks.is_traced(key)
         or any(_checks.is_traced(j.scores) or _checks.is_traced(j.prior) for j in jobs)
@@ -259,8 +259,9 @@ def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, A
         groups = _batch.plan(sub, sub_plans, sub_scores)
         sub_counts, exact = _batch.pack_counts(groups, sub_plans, [counts[i] for i in rest])
         # Called eagerly on one device, a mask that is its group's row as it is is taken by a
-        # kernel compiled per mask shape (one output kernel per leaf in the program compiled
-        # in 6 ms each, and again for every tree); traced or sharded, the program makes it.
+        # kernel compiled per mask shape (one output kernel per leaf in the program would
+        # compile for every leaf, and again for every tree); traced or sharded, the program
+        # makes it.
         rows = not traced and all(jobs[i].sharding is None for i in rest)
         masks, blocks = _program(
             specs=tuple(sub),

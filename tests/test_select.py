@@ -261,7 +261,10 @@ def test_end_game_settles_a_run_of_tied_keys():
 
     below = int((x < 2.0).sum())
     units = int(((x > 2.0) & (x < 8.0)).sum())
-    state = (key(2.0), key(8.0), jnp.uint32(below), jnp.uint32(below + units))
+    zero = jnp.zeros((), jnp.int32)
+    state = _narrowing.Narrowing(
+        key(2.0), key(8.0), jnp.uint32(below), jnp.uint32(below + units), zero, zero, key(8.0)
+    )
     found, v, n_below, _, _, hidden = _narrowing.endgame(
         keys, [None], state, jnp.uint32(below + 100), jnp.uint32
     )
