@@ -23,11 +23,6 @@ import numpy as np
 from ._typing import Amount, Array
 
 
-def is_traced_amount(amount: Amount) -> bool:
-    """Whether ``amount`` is a JAX array (traced or concrete) rather than a Python number."""
-    return isinstance(amount, jax.Array)
-
-
 def check_amount(amount: Amount, name: str = "amount") -> Amount:
     """Validate an amount before any work (torch's ``_validate_pruning_amount_init``).
 

@@ -21,11 +21,6 @@ from . import _unstructured as _unstructured  # noqa: F401
 from ._typing import Array, PRNGKey, PyTree, Where
 
 
-def method_name(method: str | Callable[..., Any]) -> str:
-    """The name of a registered method given as a function or a string."""
-    return _registry.get(method).name
-
-
 def _check_kwargs(method: _registry.Method, key: Any, kwargs: dict[str, Any]) -> None:
     required, optional = method.keywords()
     for k in required:

@@ -222,10 +222,6 @@ def jp_method(kind: str) -> Any:
     return _kernel.method(kind)
 
 
-def as_bool(a: jax.Array) -> jax.Array:
-    return a if a.dtype == jnp.bool_ else a != 0
-
-
 def key_or_none(key: Any) -> Any:
     return None if key is None else _kernel.as_key(key)
 
