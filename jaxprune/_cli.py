@@ -1,10 +1,10 @@
-"""The ``jaxprune`` command line: ``prune`` and ``report``.
+"""The jaxprune command line: prune and report checkpoints.
 
-``jaxprune prune IN OUT --method M --amount A`` prunes a checkpoint and writes the pruned
-weights (exact zeros) to OUT, atomically, in the format OUT names; IN is never modified.
-``jaxprune report CKPT`` prints per-leaf shapes and sparsity. Errors print one line and exit
-with a non-zero status. (The demo and the benchmark suite live in the repository, outside the
-package: ``make demo``, ``make bench``.)
+jaxprune prune IN OUT --method M --amount A prunes a checkpoint and writes the pruned
+weights (exact zeros) to OUT, atomically, in the format OUT names; IN is never modified, and
+nothing but OUT (or this command's own earlier output at OUT) is ever replaced.
+jaxprune report CKPT prints per-leaf shapes, sparsity and all-zero channels. Errors print
+one line and exit with status 1.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ import os
 import sys
 
 from . import _registry, _tree  # noqa: F401  (_tree registers the built-in methods)
+
+#: The output-channel axis of each format's layout, the default --dim of structured methods:
+#: torch's (out, in, ...) for torch files and for .safetensors (the format of PyTorch models
+#: on the Hub), Flax's (..., in, out) for .npz and orbax checkpoints.
+OUTPUT_AXIS = {"torch": 0, "safetensors": 0, "npz": -1, "orbax": -1}
 
 
 def _amount(text: str) -> int | float:
@@ -37,62 +42,128 @@ def _norm(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"invalid norm {text!r}: a number or 'fro'") from None
 
 
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer") from None
+    if not -(2**63) <= seed < 2**63:
+        raise argparse.ArgumentTypeError(f"invalid seed {text}: it must fit in 64 bits (signed)")
+    return seed
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxprune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="jaxprune",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    prune = sub.add_parser("prune", help="prune a checkpoint")
+    prune = sub.add_parser(
+        "prune",
+        help="prune a checkpoint",
+        description="Prune the weights of a checkpoint and write them to OUT.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     prune.add_argument("input", metavar="IN", help=".npz, .safetensors, .pt/.pth or orbax dir")
-    prune.add_argument("output", metavar="OUT", help="where to write the pruned weights")
+    prune.add_argument(
+        "output",
+        metavar="OUT",
+        help="where to write the pruned weights (its suffix names the format; an existing "
+        "directory is replaced only if this command wrote it)",
+    )
     prune.add_argument("--method", required=True, choices=_registry.names(selects=True))
     prune.add_argument("--amount", required=True, type=_amount, help="int count or float fraction")
     prune.add_argument(
         "--dim",
         type=int,
-        default=-1,
-        help="channel axis for structured methods (torch files: 0 = outputs)",
+        default=None,
+        help="channel axis of structured methods; by default the output channels of the "
+        "file's layout: 0 for torch files and .safetensors (out, in, ...), -1 for .npz and "
+        "orbax checkpoints (Flax's ..., in, out)",
     )
-    prune.add_argument("--n", type=_norm, default=2.0, help="norm for ln_structured")
-    prune.add_argument("--where", default=None, help="regular expression on leaf paths")
-    prune.add_argument("--seed", type=int, default=0, help="seed of the key (random methods)")
+    prune.add_argument("--n", type=_norm, default=2.0, help="the norm of ln_structured")
+    prune.add_argument(
+        "--where",
+        default=None,
+        help="regular expression searched in leaf paths; by default every floating leaf of "
+        "2+ dims (of a TrainState checkpoint: under params/ only)",
+    )
+    prune.add_argument(
+        "--seed", type=_seed, default=0, help="seed of the key of the random methods"
+    )
     prune.add_argument(
         "--global",
         dest="global_",
         action="store_true",
         help="one selection over all selected leaves (unstructured methods)",
     )
+    prune.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing orbax checkpoint at OUT that this command did not write",
+    )
 
-    report = sub.add_parser("report", help="per-leaf shapes and sparsity of a checkpoint")
+    report = sub.add_parser(
+        "report",
+        help="per-leaf shapes and sparsity of a checkpoint",
+        description="Per-leaf shapes, sparsity and all-zero channels of a checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     report.add_argument("checkpoint", metavar="CKPT")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     return parser
 
 
+def _is_train_state(params) -> bool:
+    return isinstance(params, dict) and {"params", "opt_state"} <= set(params)
+
+
 def _prune(args) -> None:
     import jax
 
-    from . import _global, _io
+    from . import _global, _io, _paths
 
-    if os.path.abspath(args.input) == os.path.abspath(args.output):
-        raise _io.CheckpointError("OUT must differ from IN: the input is never overwritten")
-    _io.format_of(args.output, must_exist=False)
     method = _registry.get(args.method)
+    _io.check_output(args.output, source=args.input, overwrite=args.overwrite)
+    in_fmt = _io.format_of(args.input, must_exist=True)
     params = _io.load(args.input)
+    params, priors, reparametrized = _io.split_torch_pruned(params)
+    if reparametrized:
+        print(
+            f"read {len(reparametrized)} pruned torch parameter(s) (<name>_orig, <name>_mask): "
+            "pruning among the entries their masks keep"
+        )
+        scores = _tree.apply_masks(params, priors)  # torch scores the masked weight
+    else:
+        scores = params
+    where = args.where
+    if where is None and _is_train_state(params):
+        where = lambda p, leaf: p.startswith("params/") and _paths.is_default(leaf)  # noqa: E731
+        print("selected the parameters of a TrainState checkpoint (params/...; --where overrides)")
     key = jax.random.key(args.seed) if method.random else None
     if args.global_:
         if not method.global_ok:
             raise ValueError(f"--global needs an unstructured method, not {args.method}")
         masks = _global.global_unstructured(
-            params, args.amount, method=method.name, key=key, where=args.where
+            scores, args.amount, method=method.name, key=key, where=where, masks=priors
         )
     else:
         kwargs = {"amount": args.amount}
         if method.structured:
-            kwargs["dim"] = args.dim
+            kwargs["dim"] = OUTPUT_AXIS[in_fmt] if args.dim is None else args.dim
+            layout = "torch's (out, in, ...)" if OUTPUT_AXIS[in_fmt] == 0 else "Flax's (..., out)"
+            default = f", the output channels of {layout} layout" if args.dim is None else ""
+            print(f"pruning channels along axis {kwargs['dim']}{default}")
         if "n" in method.options:
             kwargs["n"] = args.n
-        masks = _tree.prune(params, method, key=key, where=args.where, **kwargs)
-    _io.save(_tree.apply_masks(params, masks), args.output)
+        masks = _tree.prune(scores, method, key=key, where=where, masks=priors, **kwargs)
+    if reparametrized:
+        out = _io.join_torch_pruned(params, masks, reparametrized)
+    else:
+        out = _tree.apply_masks(params, masks)
+    _io.save(out, args.output, source=args.input, overwrite=args.overwrite)
     print(f"wrote {args.output} (sparsity {_tree.sparsity(params, masks):.4f})")
 
 
@@ -113,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"prune": _prune, "report": _report}
     try:
         commands[args.command](args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (| head): no traceback, no more output
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (_io.CheckpointError, TypeError, ValueError, IndexError) as e:
         print(f"jaxprune {args.command}: error: {e}", file=sys.stderr)
         return 1

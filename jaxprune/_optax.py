@@ -9,7 +9,11 @@ Both transformations wrap any optax optimizer. Their update
 3. runs the inner update, and
 4. replaces the update of every pruned entry by ``-param``, so that after
    ``optax.apply_updates`` the entry is exactly ``0.0`` whatever the inner optimizer did
-   (weight decay, momentum, schedules) and even if the params were not masked before.
+   (weight decay, momentum, schedules) and even if the params were not masked before, as
+   long as the pruned values are finite: an update cannot bring NaN or ±inf to zero (``p +
+   (-p)`` is NaN), so params that may hold them at pruned entries are masked once with
+   :func:`jaxprune.apply_masks` first (it writes +0.0 there whatever they hold), and then
+   stay exactly zero.
 
 Masks are matched to the params by path (``"Dense_0/kernel"``; NNX ``Variable`` wrappers are
 looked through), so a masks tree made from ``nnx.state(model, nnx.Param)`` fits the pure state
@@ -74,6 +78,8 @@ def _aligned(masks: PyTree, like: PyTree, name: str = "masks") -> list[Any]:
             raise ValueError(f"{path}: {name} has no leaf at this path.")
         m = by[path]
         m = m[...] if hasattr(m, "get_value") else m
+        if not hasattr(m, "shape"):  # a Python or NumPy bool, as apply_masks takes it
+            m = jnp.asarray(m)
         if _paths.is_array(leaf) and not _checks.fits(tuple(m.shape), tuple(leaf.shape)):
             raise ValueError(
                 f"{path}: {name} leaf of shape {tuple(m.shape)} does not broadcast to "

@@ -41,12 +41,26 @@ _PATHS_MAX = 256
 
 
 def flatten(tree: PyTree) -> tuple[list[str], list[Any], Any]:
-    """Paths, leaves and treedef of ``tree``."""
+    """Paths, leaves and treedef of ``tree``.
+
+    Raises:
+        ValueError: two leaves have the same path string (``{"a/b": x, "a": {"b": y}}``):
+            masks, scores and priors are matched by it, so the tree is refused.
+    """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     paths = _PATHS.get(treedef)
     if paths is None:
         with_path, _ = jax.tree_util.tree_flatten_with_path(tree)
         paths = [path_string(p) for p, _ in with_path]
+        seen: dict[str, Any] = {}
+        for (keys, _), p in zip(with_path, paths):
+            if p in seen:
+                first, second = jax.tree_util.keystr(seen[p]), jax.tree_util.keystr(keys)
+                raise ValueError(
+                    f"the leaves {first} and {second} have the same path {p!r}: masks are "
+                    "matched to leaves by path, so rename one of them"
+                )
+            seen[p] = keys
         if len(_PATHS) >= _PATHS_MAX:
             _PATHS.clear()
         _PATHS[treedef] = paths
@@ -57,7 +71,8 @@ def is_array(leaf: Any) -> bool:
     return hasattr(leaf, "shape") and hasattr(leaf, "dtype")
 
 
-def _default(leaf: Any) -> bool:
+def is_default(leaf: Any) -> bool:
+    """The default selection: a floating leaf with at least two dimensions."""
     return is_array(leaf) and len(leaf.shape) >= 2 and _checks.kind(leaf.dtype) == "float"
 
 
@@ -73,7 +88,7 @@ def select(paths: list[str], leaves: list[Any], where: Where) -> list[bool]:
         ValueError: an invalid regular expression, or nothing is selected.
     """
     if where is None:
-        chosen = [_default(leaf) for leaf in leaves]
+        chosen = [is_default(leaf) for leaf in leaves]
     elif isinstance(where, str):
         try:
             pattern = re.compile(where)

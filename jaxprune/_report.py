@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from . import _paths, _tree
-from ._typing import PyTree
+from . import _tree
+from ._typing import PyTree, Where
 
 
 class LeafReport(NamedTuple):
@@ -38,8 +38,26 @@ def _stats(leaves, masks):
         kept_channels = None
         if m is not None and m.ndim == x.ndim and 0 < m.ndim:
             kept_channels = jnp.sum(m, dtype=jnp.uint32)
+        elif m is None and x.ndim >= 2 and x.size:
+            # Without masks, the channels read from the values: per axis, how many slices
+            # are all zero.
+            kept_channels = jnp.stack(
+                [
+                    jnp.sum(~jnp.all(zero, axis=tuple(a for a in range(x.ndim) if a != d)))
+                    for d in range(x.ndim)
+                ]
+            ).astype(jnp.uint32)
         out.append((jnp.sum(zero, dtype=jnp.uint32), kept_channels))
     return out
+
+
+def _dead_axis(kept: Any, shape: tuple[int, ...]) -> int | None:
+    """The axis with the most all-zero channels (the last one among equals), if any."""
+    dead = [n - int(k) for n, k in zip(shape, kept)]
+    best = max(dead)
+    if best == 0:
+        return None
+    return max(i for i, d in enumerate(dead) if d == best)
 
 
 def _channel_axis(mshape: tuple[int, ...], shape: tuple[int, ...]) -> int | None:
@@ -52,8 +70,13 @@ def _channel_axis(mshape: tuple[int, ...], shape: tuple[int, ...]) -> int | None
     return None
 
 
-def report(params: PyTree, masks: PyTree | None = None) -> list[LeafReport]:
-    """Summarise every array leaf of ``params`` (masks applied when given).
+def report(params: PyTree, masks: PyTree | None = None, *, where: Where = None) -> list[LeafReport]:
+    """Summarise the array leaves of ``params`` (masks applied when given).
+
+    ``channels`` is ``(dim, kept, total)`` for a leaf whose mask is structured (keepdims);
+    without masks, for a leaf of 2+ dims with all-zero channels, read from its values (the
+    axis with the most of them). ``where`` selects the leaves as in :func:`jaxprune.prune`;
+    None reports every array leaf.
 
     Example:
         >>> import jax.numpy as jnp, jaxprune as jp
@@ -61,19 +84,18 @@ def report(params: PyTree, masks: PyTree | None = None) -> list[LeafReport]:
         >>> rows[0].sparsity, rows[0].channels
         (0.25, (1, 3, 4))
     """
-    if masks is None:
-        paths, leaves, _ = _paths.flatten(params)
-        mlist = [None] * len(leaves)
-    else:
-        paths, leaves, mlist, _ = _tree._match_masks(params, masks)
-    idx = [i for i, leaf in enumerate(leaves) if _paths.is_array(leaf)]
+    paths, leaves, mlist, idx = _tree.selected_leaves(params, masks, where)
     stats = jax.device_get(_stats([leaves[i] for i in idx], [mlist[i] for i in idx]))
     rows = []
     for i, (zeros, kept) in zip(idx, stats):
         leaf, m = leaves[i], mlist[i]
         shape = tuple(leaf.shape)
-        axis = None if m is None else _channel_axis(tuple(m.shape), shape)
-        channels = None if axis is None else (axis, int(kept), shape[axis])
+        if m is None:
+            axis = None if kept is None else _dead_axis(kept, shape)
+            channels = None if axis is None else (axis, int(kept[axis]), shape[axis])
+        else:
+            axis = _channel_axis(tuple(m.shape), shape)
+            channels = None if axis is None else (axis, int(kept), shape[axis])
         size = int(leaf.size)
         rows.append(
             LeafReport(
@@ -97,16 +119,31 @@ def format_report(rows: list[LeafReport]) -> str:
         >>> print(jp.format_report(jp.report({"w": jnp.zeros((2, 2))})).splitlines()[-1].split())
         ['total', '4', '4', '100.0%']
     """
-    header = f"{'path':<20} {'shape':<16} {'size':>10} {'zeros':>10} {'sparsity':>8}  channels"
+    cells = [
+        (
+            r.path,
+            str(r.shape),
+            r.size,
+            r.zeros,
+            r.sparsity,
+            "" if r.channels is None else f"{r.channels[1]}/{r.channels[2]} (dim {r.channels[0]})",
+        )
+        for r in rows
+    ]
+    # Columns as wide as their longest cell: NNX and HuggingFace paths run long.
+    pw = max([len("path"), len("total")] + [len(c[0]) for c in cells])
+    sw = max([len("shape")] + [len(c[1]) for c in cells])
+    nw = max([10] + [len(str(c[2])) for c in cells])
+    header = (
+        f"{'path':<{pw}} {'shape':<{sw}} {'size':>{nw}} {'zeros':>{nw}} {'sparsity':>8}  channels"
+    )
     lines = [header, "-" * len(header)]
-    for r in rows:
-        ch = "" if r.channels is None else f"{r.channels[1]}/{r.channels[2]} (dim {r.channels[0]})"
+    for path, shape, size, zeros, sparsity, ch in cells:
         lines.append(
-            f"{r.path:<20} {str(r.shape):<16} {r.size:>10} {r.zeros:>10} "
-            f"{100 * r.sparsity:>7.1f}%  {ch}"
+            f"{path:<{pw}} {shape:<{sw}} {size:>{nw}} {zeros:>{nw}} {100 * sparsity:>7.1f}%  {ch}"
         )
     size = sum(r.size for r in rows)
     zeros = sum(r.zeros for r in rows)
     frac = zeros / size if size else 0.0
-    lines.append(f"{'total':<20} {'':<16} {size:>10} {zeros:>10} {100 * frac:>7.1f}%")
+    lines.append(f"{'total':<{pw}} {'':<{sw}} {size:>{nw}} {zeros:>{nw}} {100 * frac:>7.1f}%")
     return "\n".join(lines)

@@ -347,20 +347,38 @@ def _zero_counts(leaves, masks):
     return counts
 
 
-def sparsity(params: PyTree, masks: PyTree | None = None) -> float:
-    """Fraction of zero entries over every array leaf (biases included), masks applied.
-
-    Example:
-        >>> import jax.numpy as jnp, jaxprune as jp
-        >>> jp.sparsity({"w": jnp.array([0.0, 1.0, 2.0, 0.0])})
-        0.5
-    """
+def selected_leaves(params: PyTree, masks: PyTree | None, where: Where) -> tuple:
+    """``(paths, leaves, masks, indices)``: the leaves (and their masks, or None) that
+    ``where`` selects among the array leaves; ``where=None`` takes every array leaf."""
     if masks is None:
         paths, leaves, _ = _paths.flatten(params)
         mlist = [None] * len(leaves)
     else:
         paths, leaves, mlist, _ = _match_masks(params, masks)
-    idx = [i for i, leaf in enumerate(leaves) if _paths.is_array(leaf)]
+    if where is None:
+        chosen = [_paths.is_array(leaf) for leaf in leaves]
+    else:
+        chosen = _paths.select(paths, leaves, where)
+    return paths, leaves, mlist, [i for i, pick in enumerate(chosen) if pick]
+
+
+def sparsity(params: PyTree, masks: PyTree | None = None, *, where: Where = None) -> float:
+    """Fraction of zero entries over the array leaves, masks applied.
+
+    Args:
+        params: the params pytree.
+        masks: masks to apply first (same paths as ``params``), or None.
+        where: the leaves to count, as in :func:`jaxprune.prune` (a regular expression on
+            paths or a predicate); None counts every array leaf, biases included (a
+            zero-initialised bias counts as zeros then: ``where="kernel"`` leaves it out).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxprune as jp
+        >>> p = {"w": jnp.array([[0.0, 1.0], [2.0, 0.0]]), "b": jnp.zeros(2)}
+        >>> jp.sparsity(p), jp.sparsity(p, where="w")
+        (0.6666666666666666, 0.5)
+    """
+    paths, leaves, mlist, idx = selected_leaves(params, masks, where)
     total = sum(int(leaves[i].size) for i in idx)
     if total == 0:
         return 0.0

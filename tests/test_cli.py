@@ -216,3 +216,201 @@ def test_interrupted_write_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _io.save({"w": np.ones(3)}, str(tmp_path / "out.npz"))
     assert os.listdir(tmp_path) == []
+
+
+# Data safety: nothing but OUT, or this command's own earlier output at OUT, is replaced.
+
+
+def prune_args(src, out, *extra):
+    return ("prune", str(src), str(out), "--method", "l1_unstructured", "--amount", "0.5", *extra)
+
+
+def snapshot(folder):
+    return {p: digest(folder / p) for p in sorted(os.listdir(folder)) if (folder / p).is_file()}
+
+
+def test_out_a_directory_that_holds_in_is_refused_and_nothing_is_deleted(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    np.savez(proj / "w.npz", w=np.ones((4, 4), np.float32))
+    (proj / "notes.txt").write_text("mine")
+    before = snapshot(proj)
+    proc = cli(*prune_args(proj / "w.npz", proj))
+    assert proc.returncode == 1
+    assert "inside OUT" in proc.stderr.strip().splitlines()[-1]
+    assert snapshot(proj) == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_existing_directory_is_replaced_only_when_it_is_our_output(tmp_path, npz, overwrite):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "keep.txt").write_text("mine")
+    extra = ("--overwrite",) if overwrite else ()
+    proc = cli(*prune_args(npz, plain, *extra))
+    assert proc.returncode == 1 and "did not write" in proc.stderr
+    assert (plain / "keep.txt").read_text() == "mine"
+    # Our own output is replaced by the next run; another orbax checkpoint only with
+    # --overwrite.
+    ours = tmp_path / "ours"
+    assert cli(*prune_args(npz, ours)).returncode == 0
+    assert cli(*prune_args(npz, ours)).returncode == 0
+    assert set(_io.load(str(ours))) == {"Conv_0/kernel", "Conv_0/bias", "Dense_0/kernel"}
+    import orbax.checkpoint as ocp
+
+    theirs = tmp_path / "theirs"
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(theirs, {"w": np.ones((2, 2), np.float32)})
+    checkpointer.wait_until_finished()
+    proc = cli(*prune_args(npz, theirs, *extra))
+    if overwrite:
+        assert proc.returncode == 0, proc.stderr
+        assert "Dense_0/kernel" in _io.load(str(theirs))
+    else:
+        assert proc.returncode == 1 and "--overwrite replaces it" in proc.stderr
+        assert set(_io.load(str(theirs))) == {"w"}
+
+
+def test_in_and_out_are_compared_by_real_path(tmp_path, npz):
+    ckpt = tmp_path / "ckpt"
+    assert cli(*prune_args(npz, ckpt)).returncode == 0
+    link = tmp_path / "link"
+    link.symlink_to(ckpt)
+    before = sorted(os.listdir(ckpt))
+    for src, out, message in [
+        (link, ckpt, "OUT must differ from IN"),
+        (ckpt, ckpt / "sub", "inside IN"),
+        (ckpt / "x.npz", ckpt, "inside OUT"),
+    ]:
+        proc = cli(*prune_args(src, out))
+        assert proc.returncode == 1 and message in proc.stderr, (src, out, proc.stderr)
+    assert sorted(os.listdir(ckpt)) == before
+
+
+def test_bfloat16_to_npz_is_refused_and_safetensors_keeps_it(tmp_path):
+    import jax.numpy as jnp
+
+    src = tmp_path / "bf16.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.ones((4, 4), jnp.bfloat16)}, str(src))
+    proc = cli(*prune_args(src, tmp_path / "o.npz"))
+    assert proc.returncode == 1 and "bfloat16" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o.npz").exists()
+    assert cli(*prune_args(src, tmp_path / "o.safetensors")).returncode == 0
+    w = _io.load(str(tmp_path / "o.safetensors"))["w"]
+    assert w.dtype == jnp.bfloat16 and int((np.asarray(w, np.float32) == 0).sum()) == 8
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("dir.npz", "is an existing directory, not a npz file"),
+        (".", "is inside OUT"),
+        ("file.npz/out.npz", "is not a directory"),
+    ],
+)
+def test_bad_outputs_are_one_line(tmp_path, npz, out, message):
+    (tmp_path / "dir.npz").mkdir()
+    np.savez(tmp_path / "file.npz", w=np.ones(2))
+    before = snapshot(tmp_path)
+    proc = cli(*prune_args(npz, out), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert message in proc.stderr.strip().splitlines()[-1] and "Traceback" not in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_seed_over_64_bits_is_one_line(tmp_path, npz):
+    proc = cli(*prune_args(npz, tmp_path / "o.npz", "--seed", str(2**64)))
+    assert proc.returncode == 2  # argparse's usage error
+    assert "must fit in 64 bits" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_report_into_a_closed_pipe_is_quiet(tmp_path):
+    src = tmp_path / "many.npz"
+    np.savez(src, **{f"layer_{i}/kernel": np.ones((2, 2), np.float32) for i in range(1500)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxprune", "report", str(src), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_stale_temporary_siblings_of_ours_are_cleaned(tmp_path, npz):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = tmp_path / ".o.npz.jaxprune-partial-999999999-abc"
+        live = tmp_path / f".o.npz.jaxprune-partial-{sleeper.pid}-def"
+        other = tmp_path / ".o.npz.something-else"
+        for d in (stale, live, other):
+            d.mkdir()
+        assert cli(*prune_args(npz, tmp_path / "o.npz")).returncode == 0
+        assert not stale.exists() and live.exists() and other.exists()
+    finally:
+        sleeper.kill()
+
+
+def test_a_pruned_torch_state_dict_is_read_as_what_it_is(tmp_path):
+    from torch.nn.utils import prune as torch_prune
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    torch_prune.l1_unstructured(model[0], "weight", amount=0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    src, out = tmp_path / "pruned.pt", tmp_path / "again.pt"
+    torch.save(model.state_dict(), src)
+    proc = cli(*prune_args(src, out, "--where", r"^0\.weight$"))
+    assert proc.returncode == 0, proc.stderr
+    assert "pruned torch parameter" in proc.stdout
+    state = torch.load(out, weights_only=True)
+    assert set(state) == set(before)
+    assert torch.equal(state["0.weight_orig"], before["0.weight_orig"])  # torch keeps it
+    old, new = before["0.weight_mask"], state["0.weight_mask"]
+    assert new.dtype == old.dtype and not bool(((new != 0) & (old == 0)).any())
+    assert int((old != 0).sum() - (new != 0).sum()) == 12  # half of the 24 left
+    # The same as torch's own second round, and loadable into the pruned skeleton.
+    torch_prune.l1_unstructured(model[0], "weight", amount=0.5)
+    assert torch.equal(model[0].weight_mask, new)
+    model.load_state_dict(state)
+
+
+def test_structured_methods_default_to_the_output_channels_of_the_layout(tmp_path, npz):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 8, 3)
+    src = tmp_path / "conv.pt"
+    torch.save(conv.state_dict(), src)
+    proc = cli(
+        "prune", str(src), str(tmp_path / "o.pt"), "--method", "ln_structured", "--amount", "2"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "along axis 0, the output channels of torch's (out, in, ...) layout" in proc.stdout
+    w = torch.load(tmp_path / "o.pt", weights_only=True)["weight"]
+    assert int((w.abs().sum(dim=(1, 2, 3)) == 0).sum()) == 2  # 2 whole output filters
+    flax_args = ("--method", "random_structured", "--amount", "2")
+    proc = cli("prune", str(npz), str(tmp_path / "o.npz"), *flax_args)
+    assert "along axis -1, the output channels of Flax's (..., out) layout" in proc.stdout
+
+
+def test_a_train_state_checkpoint_prunes_its_params_only(tmp_path):
+    import orbax.checkpoint as ocp
+
+    kernel = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    params = {"Dense_0": {"kernel": kernel, "bias": np.zeros(4, np.float32)}}
+    mu = {"Dense_0": {"kernel": np.full((6, 4), 0.5, np.float32), "bias": np.ones(4, np.float32)}}
+    state = {"step": np.int32(3), "params": params, "opt_state": {"mu": mu, "nu": mu}}
+    src = tmp_path / "state"
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(src, state)
+    checkpointer.wait_until_finished()
+    proc = cli(*prune_args(src, tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "TrainState" in proc.stdout
+    out = _io.load(str(tmp_path / "out"))
+    assert int((np.asarray(out["params"]["Dense_0"]["kernel"]) == 0).sum()) == 12
+    assert (np.asarray(out["opt_state"]["mu"]["Dense_0"]["kernel"]) == 0.5).all()
+    assert (np.asarray(out["params"]["Dense_0"]["bias"]) == 0).all()  # zero-initialised as given

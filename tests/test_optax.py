@@ -182,3 +182,32 @@ def test_gradual_pruning_errors():
         jp.gradual_pruning(optax.sgd(0.1), "identity", jp.constant_schedule(0.5))
     with pytest.raises(ValueError, match="no gradual_pruning or keep_pruned state"):
         jp.current_masks(optax.sgd(0.1).init({"w": jnp.ones(2)}))
+
+
+def test_python_bool_mask_leaves_work_as_in_apply_masks():
+    params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([3.0])}
+    masks = {"w": jnp.array([True, False]), "b": True}
+    tx = jp.keep_pruned(optax.sgd(0.1), masks)
+    state = tx.init(params)
+    updates, _ = tx.update({"w": jnp.ones(2), "b": jnp.ones(1)}, state, params)
+    new = optax.apply_updates(params, updates)
+    assert new["w"].tolist() == [pytest.approx(0.9), 0.0]
+    assert new["b"].tolist() == [pytest.approx(2.9)]
+    assert jp.apply_masks(params, masks)["b"] is params["b"]
+
+
+def test_non_finite_pruned_entries_reach_zero_once_masked_first():
+    # An update cannot zero NaN or inf (p + (-p) is NaN): as the docstring says, masked once
+    # with apply_masks they are +0.0 and stay exactly zero.
+    params = {"w": jnp.array([jnp.nan, jnp.inf, -jnp.inf, 1.0])}
+    masks = {"w": jnp.array([False, False, False, True])}
+    tx = jp.keep_pruned(optax.adam(0.1), masks)
+    raw = optax.apply_updates(params, tx.update({"w": jnp.ones(4)}, tx.init(params), params)[0])
+    assert bool(jnp.isnan(raw["w"][:3]).all())
+    params = jp.apply_masks(params, masks)
+    state = tx.init(params)
+    for _ in range(3):
+        updates, state = tx.update({"w": jnp.full(4, jnp.nan)}, state, params)
+        params = optax.apply_updates(params, updates)
+    assert params["w"][:3].tolist() == [0.0, 0.0, 0.0]
+    assert not bool(jnp.signbit(params["w"][:3]).any())

@@ -1,4 +1,5 @@
 import jax.numpy as jnp
+import pytest
 
 import jaxprune as jp
 
@@ -17,3 +18,36 @@ def test_report_rows_and_table(key):
     assert "Dense_0/kernel" in table and "7/10 (dim 1)" in table
     assert table.splitlines()[-1].split() == ["total", "50", "22", "44.0%"]
     assert jp.report(params)[1].zeros == 0
+
+
+def test_where_counts_only_the_selected_leaves():
+    params = {"Dense_0": {"kernel": jnp.ones((4, 10)).at[0].set(0.0), "bias": jnp.zeros(10)}}
+    assert jp.sparsity(params) == 20 / 50  # the zero bias counts as pruned
+    assert jp.sparsity(params, where="kernel") == 10 / 40
+    assert [r.path for r in jp.report(params, where="kernel")] == ["Dense_0/kernel"]
+    masks = {"Dense_0": {"kernel": jnp.ones((1, 10), bool).at[0, :5].set(False), "bias": True}}
+    assert jp.sparsity(params, masks, where=lambda p, x: x.ndim == 2) == (10 + 15) / 40
+    with pytest.raises(ValueError, match="selected no leaf"):
+        jp.sparsity(params, where="nothing")
+
+
+def test_channels_are_read_from_the_values_without_masks():
+    w = jnp.ones((3, 3, 4, 8)).at[..., jnp.array([1, 5])].set(0.0)  # 2 output channels gone
+    row = jp.report({"conv": w})[0]
+    assert row.channels == (3, 6, 8)
+    t = jnp.ones((6, 4)).at[2].set(0.0)  # torch layout: a row of outputs gone
+    assert jp.report({"linear": t})[0].channels == (0, 5, 6)
+    assert jp.report({"dense": jnp.ones((2, 2))})[0].channels is None
+    assert "6/8 (dim 3)" in jp.format_report(jp.report({"conv": w}))
+
+
+def test_long_paths_keep_the_columns_aligned():
+    params = {
+        "encoder/layer_11/attention/self/query/kernel": jnp.ones((4, 4)),
+        "b": jnp.zeros(3),
+    }
+    lines = jp.format_report(jp.report(params)).splitlines()
+    # Every row's sparsity column ends at the same place, the long path's row included.
+    ends = {len(line.split("%")[0]) for line in lines if "%" in line}
+    assert len(ends) == 1 and lines[2].startswith("b ")
+    assert lines[0].index("shape") == len("encoder/layer_11/attention/self/query/kernel") + 1

@@ -295,3 +295,18 @@ def test_large_leaves_eager_kernels_equal_the_one_program(method, kwargs):
                 default_mask=None if masks is None else masks["a"],
             )
             np.testing.assert_array_equal(np.asarray(eager["a"]), np.asarray(one))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: jp.prune(p, "l1_unstructured", amount=1),
+        lambda p: jp.apply_masks(p, jax.tree.map(lambda x: jnp.ones((), bool), p)),
+        lambda p: jp.global_unstructured(p, 1),
+        lambda p: jp.sparsity(p),
+    ],
+)
+def test_leaves_whose_paths_collide_are_refused_naming_both(call):
+    params = {"a/b": jnp.ones((2, 3)), "a": {"b": jnp.ones((3, 2))}}
+    with pytest.raises(ValueError, match=re.escape("['a']['b'] and ['a/b']")):
+        call(params)

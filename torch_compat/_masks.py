@@ -51,9 +51,13 @@ class Torch(NamedTuple):
     norms: Callable[[Any, int, tuple[int, ...], Any], jax.Array]
 
 
-def _count(amount: Any, units: int) -> int:
-    # torch's _compute_nparams_toprune and _validate_pruning_amount, messages included.
-    return _kernel.exact_count(amount, units)
+def _count(amount: Any, units: int, op: str | None = None) -> int:
+    # torch's _compute_nparams_toprune and _validate_pruning_amount, messages included. With
+    # ``op``, torch hands the count to that selection op, which refuses a bool (amount=True).
+    k = _kernel.exact_count(amount, units)
+    if op is not None and isinstance(amount, bool) and k:
+        raise TypeError(f"{op}(): argument 'k' must be int, not bool")
+    return k
 
 
 def _torch_size(shape: tuple[int, ...]) -> str:
@@ -113,7 +117,7 @@ def _unstructured(
     if rule.kind == "identity":
         return None
     n_alive = _count_alive(alive, t.size)
-    k = _count(rule.amount, n_alive)
+    k = _count(rule.amount, n_alive, "topk")
     if k == 0:
         return None
     if rule.kind == "l1_unstructured":
@@ -132,7 +136,7 @@ def _structured(
     d = _check_structured(t, rule.dim)
     units = t.shape[d]
     n_alive = _count_alive(alive_c, units)
-    k = _count(rule.amount, n_alive)
+    k = _count(rule.amount, n_alive, "kthvalue" if rule.kind == "random_structured" else None)
     if k == 0:
         return None
     if rule.kind == "ln_structured":
@@ -183,6 +187,11 @@ def compute(
         pruned = _unstructured(rule, t, alive, draws)
         return None if pruned is None else ~pruned
     if container and t.ndim == 1:
+        # torch's container indexes a list of one slice with dim: only dim 0 or -1 exist.
+        if rule.dim < -1:
+            raise IndexError("Index is out of bounds for tensor with dimensions 1")
+        if rule.dim >= 1:
+            raise IndexError("list assignment index out of range")
         # torch sums the prior over no axis (all of it) and indexes t with that scalar: the
         # method then sees t as one (1, N) row, or an empty (0, N) one if nothing is alive.
         if not bool((prior != 0).any()):

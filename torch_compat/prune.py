@@ -66,32 +66,28 @@ __all__ = [
     "is_pruned",
 ]
 
-# torch's built-in classes map to rules this module computes in JAX (ours subclass them).
-_KINDS = {
-    _torch_prune.Identity: "identity",
-    _torch_prune.RandomUnstructured: "random_unstructured",
-    _torch_prune.L1Unstructured: "l1_unstructured",
-    _torch_prune.RandomStructured: "random_structured",
-    _torch_prune.LnStructured: "ln_structured",
-    _torch_prune.CustomFromMask: "custom_from_mask",
-}
-
-
-def _rule(method: Any) -> _masks.Rule | None:
-    """The rule of a built-in method (torch's or ours), None for any other method."""
-    kind = None
+def _kind(method: Any) -> str | None:
+    """The method name of a built-in class (torch's or ours) in ``method``'s ancestry."""
     for cls in type(method).__mro__:
         if cls in _KINDS:
-            kind = _KINDS[cls]
-            break
+            return _KINDS[cls]
+    return None
+
+
+def _is_builtin(method: Any) -> bool:
+    """Whether ``method`` computes its mask with a built-in rule: a built-in class whose
+    ``compute_mask`` is the one it was defined with. A user subclass that overrides it (torch's
+    documented extension point), or a patched class, is not: its ``compute_mask`` is called."""
+    kind = _kind(method)
     if kind is None:
-        return None
-    # A user subclass that overrides compute_mask is not a built-in any more.
+        return False
     own = type(method).compute_mask
-    if own is not getattr(_CLASSES.get(kind), "compute_mask", None) and own is not getattr(
-        _torch_class(kind), "compute_mask", None
-    ):
-        return None
+    return own is _ORIGINAL[_CLASSES[kind]] or own is _ORIGINAL[_torch_class(kind)]
+
+
+def _rule(method: Any) -> _masks.Rule:
+    """The rule of a method of a built-in class (its compute_mask aside)."""
+    kind = _kind(method)
     key = getattr(method, "key", None)
     mask = getattr(method, "mask", None)
     return _masks.Rule(
@@ -105,7 +101,8 @@ def _rule(method: Any) -> _masks.Rule | None:
 
 
 def _torch_class(kind: str) -> type:
-    return next(c for c, k in _KINDS.items() if k == kind)
+    """torch's class of a method (ours subclass it)."""
+    return _CLASSES[kind].__bases__[-1]
 
 
 def _draws(t: torch.Tensor) -> _masks.Torch:
@@ -133,6 +130,12 @@ def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> tor
     return to_torch(kept, like, dtype).expand(like.shape).contiguous()
 
 
+def _on_meta(t: torch.Tensor) -> bool:
+    # A meta tensor has a shape and no values: nothing to select, only shapes to propagate,
+    # which torch's own code does (with its random draws, as torch makes them).
+    return t.device.type == "meta"
+
+
 def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor | None, container: bool):
     rule = _rule(method)
     prior = None if default_mask is None else to_jax(default_mask)
@@ -152,6 +155,8 @@ class _JaxMethod:
     """Shared by the built-in methods: ``compute_mask`` with torch's rules, in JAX."""
 
     def compute_mask(self, t, default_mask):
+        if _on_meta(t):
+            return _ORIGINAL[_torch_class(_kind(self))](self, t, default_mask)
         factor = _compute(self, t, default_mask, container=False)
         if getattr(self, "PRUNING_TYPE", None) == "structured":
             # torch returns the prior itself when nothing goes, else a mask like t.
@@ -180,10 +185,9 @@ class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
 
     def compute_mask(self, t, default_mask):
         method = self._pruning_methods[-1]
-        rule = _rule(method)
-        if rule is None:
+        if not _is_builtin(method) or _on_meta(t):
             return _torch_prune.PruningContainer.compute_mask(self, t, default_mask)
-        if _masks.jp_method(rule.kind).structured and not hasattr(method, "dim"):
+        if _masks.jp_method(_kind(method)).structured and not hasattr(method, "dim"):
             raise AttributeError(
                 'Pruning methods of PRUNING_TYPE "structured" need to have the attribute '
                 "`dim` defined."
@@ -201,6 +205,8 @@ def _check_amount(amount: Any) -> None:
 class Identity(_JaxMethod, _torch_prune.Identity):
     """Prunes nothing; sets up the reparametrization with a mask of ones."""
 
+    METHOD = "identity"
+
     @classmethod
     def apply(cls, module, name):  # type: ignore[override]
         return _apply(cls, module, name)
@@ -208,6 +214,8 @@ class Identity(_JaxMethod, _torch_prune.Identity):
 
 class RandomUnstructured(_JaxMethod, _torch_prune.RandomUnstructured):
     """Prunes ``amount`` currently unpruned entries at random (torch's RNG, or ``key``)."""
+
+    METHOD = "random_unstructured"
 
     def __init__(self, amount, key=None):
         _check_amount(amount)
@@ -222,6 +230,8 @@ class RandomUnstructured(_JaxMethod, _torch_prune.RandomUnstructured):
 class L1Unstructured(_JaxMethod, _torch_prune.L1Unstructured):
     """Prunes the ``amount`` currently unpruned entries of smallest magnitude."""
 
+    METHOD = "l1_unstructured"
+
     def __init__(self, amount):
         _check_amount(amount)
         self.amount = amount
@@ -233,6 +243,8 @@ class L1Unstructured(_JaxMethod, _torch_prune.L1Unstructured):
 
 class RandomStructured(_JaxMethod, _torch_prune.RandomStructured):
     """Prunes ``amount`` currently unpruned channels along ``dim`` at random."""
+
+    METHOD = "random_structured"
 
     def __init__(self, amount, dim=-1, key=None):
         _check_amount(amount)
@@ -247,6 +259,8 @@ class RandomStructured(_JaxMethod, _torch_prune.RandomStructured):
 
 class LnStructured(_JaxMethod, _torch_prune.LnStructured):
     """Prunes the ``amount`` currently unpruned channels of smallest L``n`` norm."""
+
+    METHOD = "ln_structured"
 
     def __init__(self, amount, n, dim=-1):
         _check_amount(amount)
@@ -264,10 +278,14 @@ class LnStructured(_JaxMethod, _torch_prune.LnStructured):
 class CustomFromMask(_JaxMethod, _torch_prune.CustomFromMask):
     """Applies a given mask on top of the mask in force."""
 
+    METHOD = "custom_from_mask"
+
     def __init__(self, mask):
         self.mask = mask
 
     def compute_mask(self, t, default_mask):
+        if _on_meta(t):
+            return _torch_prune.CustomFromMask.compute_mask(self, t, default_mask)
         factor = _compute(self, t, default_mask, container=False)
         return _combined(factor, default_mask, default_mask, default_mask.dtype)
 
@@ -276,13 +294,24 @@ class CustomFromMask(_JaxMethod, _torch_prune.CustomFromMask):
         return _apply(cls, module, name, mask=mask)
 
 
+#: Our class of each method, by the name of the jaxprune method it mirrors (one registry
+#: for both packages: :func:`jaxprune._kernel.method` says what the method is).
 _CLASSES = {
-    "identity": Identity,
-    "random_unstructured": RandomUnstructured,
-    "l1_unstructured": L1Unstructured,
-    "random_structured": RandomStructured,
-    "ln_structured": LnStructured,
-    "custom_from_mask": CustomFromMask,
+    cls.METHOD: cls
+    for cls in (
+        Identity,
+        RandomUnstructured,
+        L1Unstructured,
+        RandomStructured,
+        LnStructured,
+        CustomFromMask,
+    )
+}
+#: The method name of each built-in class, ours and torch's.
+_KINDS = {c: kind for kind, cls in _CLASSES.items() for c in (cls, cls.__bases__[-1])}
+#: Each built-in class's compute_mask as defined (ours and torch's), before any user patch.
+_ORIGINAL = {
+    cls: cls.compute_mask for cls in (*_CLASSES.values(), *(_torch_class(k) for k in _CLASSES))
 }
 
 
@@ -326,7 +355,7 @@ def _apply(cls, module, name, *args, importance_scores=None, **kwargs):
         default_mask = (
             getattr(module, name + "_mask").detach().clone(memory_format=torch.contiguous_format)
         )
-    if default_mask is None and isinstance(method, _JaxMethod):
+    if default_mask is None and _is_builtin(method) and not _on_meta(orig):
         mask = method._first_mask(importance_scores, orig)
     else:
         mask = combined.compute_mask(
