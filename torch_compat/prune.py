@@ -66,6 +66,7 @@ __all__ = [
     "is_pruned",
 ]
 
+
 def _kind(method: Any) -> str | None:
     """The method name of a built-in class (torch's or ours) in ``method``'s ancestry."""
     for cls in type(method).__mro__:
