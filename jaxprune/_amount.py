@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
 from ._typing import Amount, Array
 
 
@@ -164,10 +165,14 @@ TRACED = Count("traced")
 
 
 def prior_kind(prior: Any) -> str | None:
-    """``None`` without a prior mask, ``"traced"`` for a tracer, else ``"concrete"``."""
+    """``None`` without a prior mask; ``"traced"`` for a tracer, or for any prior while a
+    JAX transformation traces the caller (a closed-over concrete prior is then a constant
+    of the caller's program: nothing is counted on the host); else ``"concrete"``."""
     if prior is None:
         return None
-    return "traced" if isinstance(prior, jax.core.Tracer) else "concrete"
+    if isinstance(prior, jax.core.Tracer) or _checks.under_trace():
+        return "traced"
+    return "concrete"
 
 
 def uses_table(amount: Amount, units: int, prior: str | None) -> bool:

@@ -83,11 +83,15 @@ def tie_ends(
     word = pick(block, word_index)
     lanes = ((word >> jnp.arange(32, dtype=jnp.uint32)) & 1).astype(cdt)
     bit, _ = first_reaching(lanes, take - before - in_block)
-    index = block_index * GROUP + word_index
+    index = (block_index * GROUP + word_index).astype(cdt)
+
+    def c(n: int) -> Array:  # a Python int as a counter: sizes may pass 2**31
+        return jnp.asarray(n, cdt)
+
     ends = []
     for first, n_words, per_row, g, width, size in layout:
-        local = jnp.clip(index - first, 0, max(n_words - 1, 0)).astype(cdt)
-        end = (local // per_row) * width + (local % per_row) * g + bit.astype(cdt) + 1
-        end = jnp.where(index < first, jnp.zeros((), cdt), end)
-        ends.append(jnp.where(index >= first + n_words, jnp.asarray(size, cdt), end))
+        local = jnp.clip(index - c(first), c(0), c(max(n_words - 1, 0)))
+        end = (local // c(per_row)) * c(width) + (local % c(per_row)) * c(g) + bit.astype(cdt)
+        end = jnp.where(index < c(first), c(0), end + c(1))
+        ends.append(jnp.where(index >= c(first + n_words), c(size), end))
     return ends

@@ -236,7 +236,8 @@ def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, A
     # program (half the first call on 24 GPT-2 blocks, the same steady time). Under a trace
     # everything joins the caller's one program.
     traced = (
-        _checks.is_traced(key)
+        _checks.under_trace()
+        or _checks.is_traced(key)
         or any(_checks.is_traced(j.scores) or _checks.is_traced(j.prior) for j in jobs)
         or any(_checks.is_traced(c) for c in counts)
     )

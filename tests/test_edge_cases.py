@@ -128,3 +128,21 @@ def test_same_masks_in_repeated_processes():
     with contextlib.redirect_stdout(io.StringIO()) as out:
         exec(code, namespace)
     assert runs[0] == runs[1] == out.getvalue().strip()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: jp.l1_unstructured(x, 0.5),
+        lambda x: jp.l1_unstructured(x, 2**31 + 1),
+        lambda x: jp.random_unstructured(jax.random.key(0), x, 0.5),
+        lambda x: jp.random_structured(jax.random.key(0), x, 0.5),
+        lambda x: jp.prune({"w": x}, "l1_unstructured", amount=0.5)["w"],
+        lambda x: jp.global_unstructured({"w": x}, 0.5)["w"],
+    ],
+)
+def test_more_than_2_31_units_trace_without_overflow(call):
+    # Counts, sizes and positions past 2**31 stay unsigned 32-bit (no Python int reaches a
+    # jitted op as a signed 32-bit scalar); eval_shape traces without allocating.
+    x = jax.ShapeDtypeStruct((1, 2**31 + 5), jnp.float32)
+    assert jax.eval_shape(call, x).shape[1] == 2**31 + 5

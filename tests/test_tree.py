@@ -310,3 +310,37 @@ def test_leaves_whose_paths_collide_are_refused_naming_both(call):
     params = {"a/b": jnp.ones((2, 3)), "a": {"b": jnp.ones((3, 2))}}
     with pytest.raises(ValueError, match=re.escape("['a']['b'] and ['a/b']")):
         call(params)
+
+
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("random_structured", {"key": jax.random.key(1), "amount": 0.5}),
+        ("random_unstructured", {"key": jax.random.key(2), "amount": 0.3}),
+        ("l1_unstructured", {"amount": 0.5}),
+        ("ln_structured", {"amount": 0.25, "n": 2}),
+    ],
+)
+def test_under_a_callers_jit_with_closed_over_arrays_nothing_leaks(method, kw):
+    # Everything concrete (the key, the prior masks) is closed over by the caller's function:
+    # no eager work may run inside its trace (no host count, no cached device constant), or
+    # a tracer leaks and ahead-of-time compilation breaks.
+    params = {"a": jax.random.normal(jax.random.key(3), (8, 12)), "b": jnp.ones((12, 4))}
+    prior = jp.prune(params, "l1_unstructured", amount=0.25)
+
+    def f(p):
+        return jp.prune(p, method, masks=prior, **kw)
+
+    from jaxprune import _amount, _batch
+
+    # Empty the caches of device constants that eager calls fill, so that a trace which
+    # wrongly filled them would leave its tracers there.
+    _batch._row_index.cache_clear()
+    _amount.device_table.cache_clear()
+    with jax.checking_leaks():
+        got = jax.jit(f)(params)
+    want = f(params)
+    compiled = jax.jit(f).lower(params).compile()
+    for name in params:
+        np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]))
+        np.testing.assert_array_equal(np.asarray(compiled(params)[name]), np.asarray(want[name]))
