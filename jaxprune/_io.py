@@ -202,19 +202,15 @@ def split_torch_pruned(params: Any) -> tuple[Any, Any, dict[str, Any]]:
     """
     if not isinstance(params, dict):
         return params, None, {}
-    names = {
-        k[: -len("_orig")]
-        for k in params
-        if k.endswith("_orig") and k[: -len("_orig")] + "_mask" in params
-    }
+    names = {k[:-5] for k in params if k.endswith("_orig") and k[:-5] + "_mask" in params}
     if not names:
         return params, None, {}
     out, masks, dtypes = {}, {}, {}
     for k, v in params.items():
-        base = k[: -len("_orig")] if k.endswith("_orig") else k[: -len("_mask")]
-        if base in names and k == base + "_orig":
+        base = k[:-5]  # without "_orig" or "_mask"
+        if k.endswith("_orig") and base in names:
             out[base] = v
-        elif base in names and k == base + "_mask":
+        elif k.endswith("_mask") and base in names:
             masks[base] = np.asarray(v) != 0
             dtypes[base] = v.dtype
         else:
