@@ -1,11 +1,18 @@
-"""Moving tensors between torch and JAX through DLPack, without copies where possible."""
+"""What crosses between torch and JAX: tensors through DLPack (without copies where possible),
+and what torch_compat takes from torch itself (its random draws, its norms)."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+import torch.nn.utils.prune as _torch_prune
+
+from . import _masks
 
 
 def to_jax(t: torch.Tensor) -> jax.Array:
@@ -28,3 +35,25 @@ def to_torch(a: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> torch.Tens
     except (TypeError, RuntimeError, BufferError, ValueError):
         out = torch.from_numpy(np.asarray(a))
     return out.to(device=like.device, dtype=dtype)
+
+
+def torch_source(t: torch.Tensor) -> _masks.Torch:
+    """What torch_compat takes from torch for ``t``: its generator's draws and its norms."""
+
+    def norms(n: Any, dim: int, shape: tuple[int, ...], alive: jax.Array | None) -> jax.Array:
+        # torch's own norm call on the tensor its method sees: the container's slice
+        # t[alive] along dim (a boolean index, as torch's container makes it).
+        x = t.detach()
+        # The container's view of a 1-D tensor is one (1, N) row, or an empty (0, N) one.
+        x = x.reshape(shape) if x.numel() == math.prod(shape) else x.new_empty(shape)
+        if alive is not None:
+            index = [slice(None)] * x.dim()
+            index[dim] = torch.tensor(np.asarray(alive, dtype=bool), device=x.device)
+            x = x[tuple(index)]
+        return to_jax(_torch_prune._compute_norm(x, n, dim))
+
+    return _masks.Torch(
+        like=lambda n: to_jax(torch.rand(n, dtype=t.dtype, device=t.device)),
+        default=lambda n: to_jax(torch.rand(n, device=t.device)),
+        norms=norms,
+    )

@@ -26,20 +26,18 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import torch
 import torch.nn.utils.prune as _torch_prune
 
 from jaxprune import ShapeMismatchError
 
 from . import _masks
-from ._bridge import to_jax, to_torch
+from ._bridge import to_jax, to_torch, torch_source
 from ._module_state import DeepCopy as _DeepCopy
 from ._module_state import Snapshot as _Snapshot
 from ._module_state import pruned_names as _pruned_names
@@ -106,26 +104,6 @@ def _torch_class(kind: str) -> type:
     return _CLASSES[kind].__bases__[-1]
 
 
-def _draws(t: torch.Tensor) -> _masks.Torch:
-    def norms(n: Any, dim: int, shape: tuple[int, ...], alive: jax.Array | None) -> jax.Array:
-        # torch's own norm call on the tensor its method sees: the container's slice
-        # t[alive] along dim (a boolean index, as torch's container makes it).
-        x = t.detach()
-        # The container's view of a 1-D tensor is one (1, N) row, or an empty (0, N) one.
-        x = x.reshape(shape) if x.numel() == math.prod(shape) else x.new_empty(shape)
-        if alive is not None:
-            index = [slice(None)] * x.dim()
-            index[dim] = torch.tensor(np.asarray(alive, dtype=bool), device=x.device)
-            x = x[tuple(index)]
-        return to_jax(_torch_prune._compute_norm(x, n, dim))
-
-    return _masks.Torch(
-        like=lambda n: to_jax(torch.rand(n, dtype=t.dtype, device=t.device)),
-        default=lambda n: to_jax(torch.rand(n, device=t.device)),
-        norms=norms,
-    )
-
-
 def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A torch mask of ``like``'s shape: converted while small, then expanded and copied."""
     return to_torch(kept, like, dtype).expand(like.shape).contiguous()
@@ -140,7 +118,7 @@ def _on_meta(t: torch.Tensor) -> bool:
 def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor | None, container: bool):
     rule = _rule(method)
     prior = None if default_mask is None else to_jax(default_mask)
-    return _masks.compute(rule, to_jax(t), prior, _draws(t), container=container)
+    return _masks.compute(rule, to_jax(t), prior, torch_source(t), container=container)
 
 
 def _combined(
