@@ -36,9 +36,6 @@ class Spec(NamedTuple):
     options: tuple[tuple[str, Any], ...]  # the method's static options (ln_structured: n)
     units: int  # entries, or channels along dim
 
-    def option(self, name: str) -> Any:
-        return dict(self.options)[name]
-
 
 def plan(method: Method, shape: tuple[int, ...], *, dim: object = -1, **options: Any) -> Spec:
     """Validate the static side of a call: shape, ``dim``, then the method's options."""
