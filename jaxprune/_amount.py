@@ -164,15 +164,16 @@ TABLE = Count("table")
 TRACED = Count("traced")
 
 
-def prior_kind(prior: Any) -> str | None:
+def prior_kind(prior: Any, tracing: bool | None = None) -> str | None:
     """``None`` without a prior mask; ``"traced"`` for a tracer, or for any prior while a
     JAX transformation traces the caller (a closed-over concrete prior is then a constant
-    of the caller's program: nothing is counted on the host); else ``"concrete"``."""
+    of the caller's program: nothing is counted on the host); else ``"concrete"``.
+    ``tracing`` is :func:`jaxprune._checks.under_trace`, when the caller knows it already."""
     if prior is None:
         return None
-    if isinstance(prior, jax.core.Tracer) or _checks.under_trace():
+    if isinstance(prior, jax.core.Tracer):
         return "traced"
-    return "concrete"
+    return "traced" if (_checks.under_trace() if tracing is None else tracing) else "concrete"
 
 
 def uses_table(amount: Amount, units: int, prior: str | None) -> bool:

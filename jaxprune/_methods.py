@@ -206,17 +206,23 @@ compute_jit = jax.jit(compute, static_argnums=(0, 1))
 
 
 def resolve(
-    spec: Spec, amount: Amount, prior: Array | None, n_alive: int | None = None
+    spec: Spec,
+    amount: Amount,
+    prior: Array | None,
+    n_alive: int | None = None,
+    tracing: bool | None = None,
 ) -> tuple[_amount.Count, Any]:
-    """:func:`jaxprune._amount.resolve` for one call."""
-    return _amount.resolve(
-        amount, spec.units, prior=_amount.prior_kind(prior), n_alive=n_alive, what=what(spec)
-    )
+    """:func:`jaxprune._amount.resolve` for one call (``tracing``: see
+    :func:`jaxprune._amount.prior_kind`)."""
+    kind = _amount.prior_kind(prior, tracing)
+    return _amount.resolve(amount, spec.units, prior=kind, n_alive=n_alive, what=what(spec))
 
 
-def needs_alive_count(spec: Spec, amount: Amount, prior: Array | None) -> bool:
+def needs_alive_count(
+    spec: Spec, amount: Amount, prior: Array | None, tracing: bool | None = None
+) -> bool:
     """Whether the call's unpruned units must be counted on the host before :func:`resolve`."""
-    return _amount.needs_alive_count(amount, spec.units, _amount.prior_kind(prior))
+    return _amount.needs_alive_count(amount, spec.units, _amount.prior_kind(prior, tracing))
 
 
 def run(

@@ -213,9 +213,12 @@ def prune(
 
 
 def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, Array]:
+    tracing = _checks.under_trace()  # once per call (see _amount.prior_kind)
     # Phase 2: counts among unpruned units, exact where the priors are concrete.
     concrete = [
-        i for i, job in enumerate(jobs) if _methods.needs_alive_count(job.spec, amount, job.prior)
+        i
+        for i, job in enumerate(jobs)
+        if _methods.needs_alive_count(job.spec, amount, job.prior, tracing)
     ]
     n_alive: dict[int, int] = {}
     if concrete:
@@ -226,7 +229,7 @@ def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, A
     specs, plans, counts = [], [], []
     for i, job in enumerate(jobs):
         with _paths.PathError(job.path):
-            count, value = _methods.resolve(job.spec, amount, job.prior, n_alive.get(i))
+            count, value = _methods.resolve(job.spec, amount, job.prior, n_alive.get(i), tracing)
         specs.append(job.spec)
         plans.append(count)
         counts.append(value)
@@ -236,7 +239,7 @@ def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, A
     # program (half the first call on 24 GPT-2 blocks, the same steady time). Under a trace
     # everything joins the caller's one program.
     traced = (
-        _checks.under_trace()
+        tracing
         or _checks.is_traced(key)
         or any(_checks.is_traced(j.scores) or _checks.is_traced(j.prior) for j in jobs)
         or any(_checks.is_traced(c) for c in counts)
