@@ -41,17 +41,22 @@ def lowest(scores, k, alive=None):
     return pruned.reshape(np.shape(scores))
 
 
+def builtin_names(**kw):
+    # Doctests and the README register methods of their own in the same process.
+    return [n for n in _registry.names(**kw) if _registry.get(n).builtin]
+
+
 def test_builtins_are_one_definition_each():
-    assert _registry.names(selects=True) == [
+    assert builtin_names(selects=True) == [
         "l1_unstructured",
         "ln_structured",
         "random_structured",
         "random_unstructured",
     ]
-    assert _registry.names(selects=False) == ["custom_from_mask", "identity"]
-    for name in _registry.names():
+    assert builtin_names(selects=False) == ["custom_from_mask", "identity"]
+    for name in builtin_names():
         method = _registry.get(name)
-        assert method.builtin and getattr(jp, name) is method.function
+        assert getattr(jp, name) is method.function
         assert _registry.get(method.function) is method
     assert _registry.get("ln_structured").keywords() == (
         ("amount", "n"),
