@@ -107,10 +107,6 @@ def _prefix_draws(keys: Array) -> bool:
     )
 
 
-def _key_of(keys: list[Array | None] | Array, i: int) -> Array | None:
-    return keys[i] if isinstance(keys, list) else keys[i]
-
-
 def _keys(group: Group, specs, keys, scores) -> Array:
     members, width = group.members, group.width
     first = specs[members[0]]
@@ -121,9 +117,7 @@ def _keys(group: Group, specs, keys, scores) -> Array:
         rows = [_methods.unit_keys(specs[i], batch[j], None) for j, i in enumerate(members)]
     else:
         rows = [
-            _methods.unit_keys(
-                specs[i], _key_of(keys, i) if first.method.random else None, scores[i]
-            )
+            _methods.unit_keys(specs[i], keys[i] if first.method.random else None, scores[i])
             for i in members
         ]
     return jnp.stack([_pad(r, width) for r in rows])
@@ -212,7 +206,7 @@ def compute_many(
         drawn = jax.vmap(lambda kk, shape=shape: _select.random_keys(kk, shape))(batch)
         bits.update((i, drawn[j]) for j, i in enumerate(members))
     for i in alone:
-        key = _key_of(keys, i) if specs[i].method.random else None
+        key = keys[i] if specs[i].method.random else None
         sel = _methods.selection(
             specs[i], plans[i], key, scores[i], priors[i], counts[i], bits.get(i)
         )

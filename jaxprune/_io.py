@@ -226,17 +226,18 @@ def join_torch_pruned(params: Any, masks: Any, reparametrized: dict[str, Any]) -
     every other weight is written pruned."""
     import jax.numpy as jnp
 
-    from . import _basic
+    from . import _tree
 
+    rest = [name for name in params if name not in reparametrized]
+    pruned = _tree.apply_masks({n: params[n] for n in rest}, {n: masks[n] for n in rest})
     out = {}
     for name, value in params.items():
-        mask = masks[name]
         if name in reparametrized:
-            full = jnp.broadcast_to(jnp.asarray(mask), value.shape)
+            full = jnp.broadcast_to(jnp.asarray(masks[name]), value.shape)
             out[name + "_orig"] = value
             out[name + "_mask"] = full.astype(reparametrized[name])
         else:
-            out[name] = _basic.zero_pruned(jnp.asarray(value), jnp.asarray(mask))
+            out[name] = pruned[name]
     return out
 
 
