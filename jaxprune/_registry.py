@@ -14,6 +14,7 @@ This table is the package's one piece of module-level mutable state.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -134,6 +135,19 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
+_BUILTINS = ("_basic", "_structured", "_unstructured")  # the modules that define them
+_loaded = False
+
+
+def _registered() -> dict[str, Method]:
+    """The registry, the built-in methods in it (their modules register them on import;
+    ``import jaxprune`` imports nothing until a name is used)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _BUILTINS:
+            importlib.import_module(f"jaxprune.{module}")
+    return _METHODS
 
 
 def register(method: Method) -> Method:
@@ -143,7 +157,8 @@ def register(method: Method) -> Method:
         ValueError: the name (or alias) is taken, or ``order`` is unknown.
         TypeError: the method has no core function.
     """
-    taken = set(_METHODS) | {m.alias for m in _METHODS.values() if m.alias}
+    methods = _registered()
+    taken = set(methods) | {m.alias for m in methods.values() if m.alias}
     for name in (method.name, method.alias):
         if name is not None and name in taken:
             raise ValueError(f"a pruning method named {name!r} is registered already.")
@@ -164,12 +179,13 @@ def get(method: str | Callable[..., Any] | Method) -> Method:
     """
     if isinstance(method, Method):
         return method
+    methods = _registered()
     if isinstance(method, str):
-        if method not in _METHODS:
+        if method not in methods:
             raise ValueError(f"method={method!r} is not a pruning method; choose one of {names()}.")
-        return _METHODS[method]
+        return methods[method]
     if callable(method):
-        for m in _METHODS.values():
+        for m in methods.values():
             if m.function is method:
                 return m
     raise TypeError(f"method must be a jaxprune method or its name; got {method!r}.")
@@ -177,7 +193,7 @@ def get(method: str | Callable[..., Any] | Method) -> Method:
 
 def names(*, selects: bool | None = None) -> list[str]:
     """The registered names, sorted; ``selects=True`` only those that select units."""
-    return sorted(n for n, m in _METHODS.items() if selects is None or m.selects == selects)
+    return sorted(n for n, m in _registered().items() if selects is None or m.selects == selects)
 
 
 def for_global(method: str) -> Method:
@@ -187,12 +203,13 @@ def for_global(method: str) -> Method:
     Raises:
         ValueError: an unknown name, or a method that is not unstructured.
     """
-    for m in _METHODS.values():
+    methods = _registered().values()
+    for m in methods:
         if method in (m.name, m.alias) and m.global_ok:
             return m
     choices = sorted(
-        [m.alias for m in _METHODS.values() if m.alias and m.global_ok]
-        + [m.name for m in _METHODS.values() if m.global_ok]
+        [m.alias for m in methods if m.alias and m.global_ok]
+        + [m.name for m in methods if m.global_ok]
     )
     raise ValueError(
         f"method={method!r} is not a global method: global selection takes an unstructured "

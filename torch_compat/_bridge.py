@@ -4,15 +4,14 @@ and what torch_compat takes from torch itself (its random draws, its norms)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
 import torch.nn.utils.prune as _torch_prune
-
-from . import _masks
 
 
 def to_jax(t: torch.Tensor) -> jax.Array:
@@ -33,14 +32,26 @@ def to_torch(a: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> torch.Tens
     try:
         out = torch.from_dlpack(a)
     except (TypeError, RuntimeError, BufferError, ValueError):
-        out = torch.from_numpy(np.asarray(a))
+        out = torch.from_numpy(np.array(a))
     return out.to(device=like.device, dtype=dtype)
 
 
-def torch_source(t: torch.Tensor) -> _masks.Torch:
+class Torch(NamedTuple):
+    """What comes from torch itself, as torch tensors. ``like(n)`` is ``rand_like`` of an
+    n-vector of the tensor's dtype; ``default(n)`` is ``torch.rand(n)``; ``norms(n, dim,
+    shape, alive)`` is torch's ``_compute_norm`` of the tensor (reshaped to ``shape``, and of
+    its ``alive`` channels along ``dim`` only, as the container slices it when ``alive`` is
+    given), one norm per channel it sees, in torch's dtype."""
+
+    like: Callable[[int], torch.Tensor]
+    default: Callable[[int], torch.Tensor]
+    norms: Callable[[Any, int, tuple[int, ...], Any], torch.Tensor]
+
+
+def torch_source(t: torch.Tensor) -> Torch:
     """What torch_compat takes from torch for ``t``: its generator's draws and its norms."""
 
-    def norms(n: Any, dim: int, shape: tuple[int, ...], alive: jax.Array | None) -> jax.Array:
+    def norms(n: Any, dim: int, shape: tuple[int, ...], alive: torch.Tensor | None):
         # torch's own norm call on the tensor its method sees: the container's slice
         # t[alive] along dim (a boolean index, as torch's container makes it).
         x = t.detach()
@@ -48,12 +59,12 @@ def torch_source(t: torch.Tensor) -> _masks.Torch:
         x = x.reshape(shape) if x.numel() == math.prod(shape) else x.new_empty(shape)
         if alive is not None:
             index = [slice(None)] * x.dim()
-            index[dim] = torch.tensor(np.asarray(alive, dtype=bool), device=x.device)
+            index[dim] = alive.to(x.device)
             x = x[tuple(index)]
-        return to_jax(_torch_prune._compute_norm(x, n, dim))
+        return _torch_prune._compute_norm(x, n, dim)
 
-    return _masks.Torch(
-        like=lambda n: to_jax(torch.rand(n, dtype=t.dtype, device=t.device)),
-        default=lambda n: to_jax(torch.rand(n, device=t.device)),
+    return Torch(
+        like=lambda n: torch.rand(n, dtype=t.dtype, device=t.device),
+        default=lambda n: torch.rand(n, device=t.device),
         norms=norms,
     )

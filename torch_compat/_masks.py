@@ -1,31 +1,51 @@
-"""torch's mask rules, computed in JAX.
+"""torch's mask rules: counted on the host, selected in one JAX program per call.
 
 :func:`compute` reproduces ``compute_mask`` of each torch method, and the slicing and
-combination of ``PruningContainer``, on JAX arrays: the units a method may choose are the
-alive entries (unstructured) or alive channels (structured) of the prior mask, counted and
-validated as torch counts and validates them. Counting, rounding, ordering and selection are
-jaxprune's (:mod:`jaxprune._kernel`); what stays here is torch's own: soft masks read by
-value, the container's view of a 1-D tensor, RandomStructured's threshold rule, torch's
-errors and dtypes. Two inputs come from torch itself (:class:`Torch`): random numbers from
-its default generator, through the same calls, with the same sizes and in the same order as
-torch makes them, and LnStructured's channel norms, from the same norm call torch makes on
-the same tensor, so masks are bit-identical to torch's under the same ``torch.manual_seed``.
-With a JAX key the random methods use ``jaxprune`` instead.
+combination of ``PruningContainer``. The host does what torch's own code does before it
+selects: it reads which units the mask in force leaves alive (entries whose mask value is
+exactly 1 for an unstructured method, channels with a nonzero value for a structured one),
+counts them, validates the amount with torch's messages, and takes from torch the inputs
+torch would take (:class:`Torch`: random numbers from its default generator, with the same
+calls, sizes and order; LnStructured's channel norms, from torch's own norm call), so masks
+are bit-identical to torch's under the same ``torch.manual_seed``. The selection (ordering,
+the exact top-k of jaxprune's kernel, RandomStructured's threshold rule) and the
+combination with the mask in force run in JAX, in one compiled program per call
+(:func:`_select`).
+
+That program serves every built-in method and, below :data:`SMALL` entries, every size:
+tensors are flattened and padded to a power-of-two bucket with dead units, so that the
+layers of a model share a handful of programs and a new round never compiles
+(benchmarks/RESULTS.md, "First contact"). Small tensors cross to JAX as NumPy arrays (a
+DLPack exchange costs more than the copy); larger ones by DLPack, at their own size.
+With a JAX key the random methods use ``jaxprune`` itself.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from . import _setup
 
-import jaxprune as jp
-from jaxprune import _kernel
+_setup.configure()
+
+import jax  # noqa: E402  (after the configuration above)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from jax import lax  # noqa: E402
+
+import jaxprune as jp  # noqa: E402
+from jaxprune import _kernel  # noqa: E402
+
+from ._bridge import Torch, to_jax, to_torch  # noqa: E402
+
+#: Tensors of at most this many entries (and channels) are padded to a bucket and cross as
+#: NumPy arrays; larger ones run at their own size.
+SMALL = 1 << 16
+#: The smallest bucket (a 3x3 kernel and a 6-channel bias share it).
+MIN_BUCKET = 64
 
 
 class Rule(NamedTuple):
@@ -36,19 +56,24 @@ class Rule(NamedTuple):
     dim: int = -1
     n: Any = None
     key: Any = None  # a jax key, or None for torch's generator
-    mask: Any = None  # CustomFromMask's mask, as a JAX array
+    mask: Any = None  # CustomFromMask's mask (a torch tensor)
 
 
-class Torch(NamedTuple):
-    """What comes from torch itself. ``like(n)`` is ``rand_like`` of an n-vector of the
-    tensor's dtype; ``default(n)`` is ``torch.rand(n)``; ``norms(n, dim, shape, alive)`` is
-    torch's ``_compute_norm`` of the tensor (reshaped to ``shape``, and of its ``alive``
-    channels along ``dim`` only, as the container slices it when ``alive`` is given), one
-    norm per channel it sees, in torch's dtype."""
+class Problem(NamedTuple):
+    """One call's selection, on the host: ``k`` of the ``alive`` units (None: all) go.
 
-    like: Callable[[int], jax.Array]
-    default: Callable[[int], jax.Array]
-    norms: Callable[[Any, int, tuple[int, ...], Any], jax.Array]
+    ``values`` holds one score per unit, or, with ``spread``, one per alive unit in order
+    (torch's draws and norms are made for the alive units only). ``descending`` prunes the
+    largest (torch's random draws: ``topk``); ``ties_all`` prunes every alive value at or
+    below the k-th smallest (torch's RandomStructured threshold)."""
+
+    values: torch.Tensor
+    alive: torch.Tensor | None
+    k: int
+    units: int
+    spread: bool = False
+    descending: bool = False
+    ties_all: bool = False
 
 
 def _count(amount: Any, units: int, op: str | None = None) -> int:
@@ -64,103 +89,200 @@ def _torch_size(shape: tuple[int, ...]) -> str:
     return f"torch.Size({list(shape)})"
 
 
-def _check_structured(t: jax.Array, dim: int) -> int:
-    if t.ndim <= 1:
+def _check_structured(t: torch.Tensor, dim: int) -> int:
+    if t.dim() <= 1:
         raise ValueError(
             "Structured pruning can only be applied to multidimensional tensors. Found "
-            f"tensor of shape {_torch_size(t.shape)} with {t.ndim} dims"
+            f"tensor of shape {_torch_size(t.shape)} with {t.dim()} dims"
         )
-    if dim >= t.ndim:
+    if dim >= t.dim():
         raise IndexError(f"Invalid index {dim} for tensor of size {_torch_size(t.shape)}")
-    if dim < -t.ndim:
+    if dim < -t.dim():
         raise IndexError("tuple index out of range")
-    return dim % t.ndim
+    return dim % t.dim()
 
 
-@jax.jit
-def _lowest(values: jax.Array, alive: jax.Array | None, k: jax.Array) -> jax.Array:
-    """The ``k`` alive units of smallest ``|values|`` (one compiled program per shape)."""
-    (pruned,) = _kernel.lowest_k([_kernel.order_key(values)], [alive], k)
-    return pruned
+def bucket(n: int) -> int:
+    """The padded size of ``n`` units or entries: a power of two, at least MIN_BUCKET."""
+    return MIN_BUCKET if n <= MIN_BUCKET else 1 << (n - 1).bit_length()
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _spread(shape: tuple[int, ...], values: jax.Array, alive: jax.Array | None) -> jax.Array:
-    """``values`` (one per alive unit, in row-major order) placed at the alive units."""
-    if alive is None:
-        return values.reshape(shape)
-    idx = jnp.flatnonzero(alive.reshape(-1), size=values.size)
-    return jnp.zeros(math.prod(shape), values.dtype).at[idx].set(values).reshape(shape)
+@functools.partial(jax.jit, static_argnames=("layout", "dtype"))
+def _select(values, alive, k, flags, prior, index, *, layout, dtype):
+    """The new mask of one call, flat: ``prior`` times the units kept (see :class:`Problem`).
+
+    ``flags`` is (spread, descending, ties_all), as data: one program serves every method.
+    ``layout`` maps entries to units: None when they are the same, ``"gather"`` for a padded
+    flat tensor whose entry ``i`` belongs to unit ``(i // index[0]) % index[1]``, or the static
+    ``(outer, units, inner)`` of a structured tensor at its own size. Without a prior the
+    kept units themselves come back, as ``dtype``.
+    """
+    spread, descending, ties_all = flags[0], flags[1], flags[2]
+    if alive is not None:
+        size = values.shape[0]
+
+        def place(v):  # the i-th value goes to the i-th alive unit
+            at = jnp.flatnonzero(alive, size=size, fill_value=size)
+            return jnp.zeros_like(v).at[at].set(v, mode="drop")
+
+        values = lax.cond(spread, place, lambda v: v, values)
+    key = _kernel.order_key(values)
+    key = jnp.where(descending, ~key, key)
+    (pruned,) = _kernel.lowest_k([key], [alive], k)
+    live = True if alive is None else alive
+    kth = jnp.max(jnp.where(pruned, key, jnp.zeros_like(key)))
+    pruned = jnp.where(ties_all, live & (key <= kth), pruned)
+    kept = ~pruned
+    if prior is None:
+        return kept.astype(dtype)
+    if layout == "gather":
+        unit = (jnp.arange(prior.shape[0], dtype=jnp.int32) // index[0]) % index[1]
+        return prior * kept[unit].astype(prior.dtype)
+    if layout is None:
+        return prior * kept.astype(prior.dtype)
+    outer, units, inner = layout
+    factor = kept.astype(prior.dtype).reshape(1, units, 1)
+    return (prior.reshape(outer, units, inner) * factor).reshape(-1)
 
 
-@jax.jit
-def _largest(values: jax.Array, alive: jax.Array | None, k: jax.Array) -> jax.Array:
-    """The ``k`` alive units of largest ``values`` (non-negative), ties by position."""
-    (pruned,) = _kernel.lowest_k([~_kernel.order_key(values)], [alive], k)
-    return pruned
+_NUMPY_LACKS = (torch.bfloat16,)
 
 
-@jax.jit
-def _at_or_below_kth(prob: jax.Array, k: jax.Array) -> jax.Array:
-    """torch's RandomStructured rule: prune every draw not above the k-th smallest."""
-    return ~(prob > jnp.sort(prob)[k - 1])
+def _host(x: torch.Tensor, size: int, fill: Any = 0) -> np.ndarray:
+    """A small tensor, flat, as a NumPy array padded with ``fill`` to ``size`` entries
+    (bfloat16 widens to float32: exact, and ordered the same)."""
+    x = x.detach().reshape(-1)
+    if x.dtype in _NUMPY_LACKS:
+        x = x.float()
+    a = x.cpu().numpy()
+    if a.shape[0] == size:
+        return a
+    out = np.full(size, fill, a.dtype)
+    out[: a.shape[0]] = a
+    return out
 
 
-def _count_alive(alive: jax.Array | None, units: int) -> int:
-    return units if alive is None else int(alive.sum())
+def _run(
+    p: Problem,
+    t: torch.Tensor,
+    prior: torch.Tensor | None,
+    structured_dim: int | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The new mask (``t``'s shape, ``dtype``): ``prior`` (None: ones) times the kept units."""
+    n = t.numel()
+    shape = tuple(t.shape)
+    flags = np.array([p.spread, p.descending, p.ties_all])
+    k = np.uint32(p.k)
+    if structured_dim is None:
+        inner = 1
+    else:
+        inner = math.prod(shape[structured_dim + 1 :])
+    if n <= SMALL and p.units <= SMALL:
+        bu, bm = bucket(p.units), bucket(n)
+        real = np.zeros(bu, bool)
+        real[: p.units] = True
+        alive = real if p.alive is None else _host(p.alive, bu, False)
+        base = torch.ones(shape, dtype=dtype) if prior is None else prior.to(dtype)
+        out = _select(
+            _host(p.values, bu),
+            alive,
+            k,
+            flags,
+            _host(base, bm),
+            np.array([max(inner, 1), p.units], np.int32),
+            layout="gather",
+            dtype=None,
+        )
+        flat = np.asarray(out)[:n]
+        mask = torch.from_numpy(flat.copy()).reshape(shape)
+        return mask.to(device=t.device, dtype=dtype)
+    values = p.values.reshape(-1)
+    if values.numel() < p.units:  # one value per alive unit, placed in the program
+        values = torch.cat([values, values.new_zeros(p.units - values.numel())])
+    values = to_jax(values)
+    alive = None if p.alive is None else to_jax(p.alive.reshape(-1))
+    if structured_dim is None:
+        layout = None
+    else:
+        layout = (math.prod(shape[:structured_dim]), p.units, inner)
+    if prior is None:
+        kept = _select(values, alive, k, flags, None, None, layout=layout, dtype=jnp.bool_)
+        kept = to_torch(kept, t, dtype)
+        if structured_dim is None:
+            return kept.reshape(shape)
+        view = [1] * len(shape)
+        view[structured_dim] = p.units
+        return kept.reshape(view).expand(shape).contiguous()
+    flat = to_jax(prior.to(dtype).reshape(-1))
+    out = _select(values, alive, k, flags, flat, None, layout=layout, dtype=None)
+    return to_torch(out, t, dtype).reshape(shape)
+
+
+def _from_pruned(pruned: torch.Tensor, prior: torch.Tensor | None, dtype: torch.dtype):
+    """The mask from units pruned by jaxprune (a JAX key's methods), broadcast to the mask."""
+    kept = (~pruned).to(dtype)
+    return kept if prior is None else prior.to(dtype) * kept
 
 
 def _unstructured(
-    rule: Rule, t: jax.Array, alive: jax.Array | None, draws: Torch
-) -> jax.Array | None:
-    """Pruned entries (bool, ``t``'s shape) among ``alive`` ones (None: all), or None."""
+    rule: Rule, t: torch.Tensor, alive: torch.Tensor | None, draws: Torch
+) -> Problem | torch.Tensor | None:
+    """The selection among ``alive`` entries (None: all), or the pruned entries themselves
+    (a JAX key), or None when nothing goes."""
     if rule.kind == "identity":
         return None
-    n_alive = _count_alive(alive, t.size)
+    n_alive = t.numel() if alive is None else int(alive.sum())
     k = _count(rule.amount, n_alive, "topk")
     if k == 0:
         return None
     if rule.kind == "l1_unstructured":
-        return _lowest(t, alive, np.uint32(k))
+        return Problem(t, alive, k, t.numel())
     if rule.key is not None:
-        kept = jp.random_unstructured(rule.key, t, k, default_mask=alive)
-        return ~kept if alive is None else alive & ~kept
-    prob = draws.like(n_alive)
-    return _largest(_spread(tuple(t.shape), prob, alive), alive, np.uint32(k))
+        prior = None if alive is None else to_jax(alive)
+        kept = jp.random_unstructured(rule.key, to_jax(t), k, default_mask=prior)
+        pruned = ~to_torch(kept, t, torch.bool)
+        return pruned if alive is None else alive & pruned
+    return Problem(draws.like(n_alive), alive, k, t.numel(), spread=True, descending=True)
 
 
 def _structured(
-    rule: Rule, t: jax.Array, alive_c: jax.Array | None, draws: Torch
-) -> jax.Array | None:
-    """Pruned channels (bool, one per channel) among ``alive_c`` (None: all), or None."""
-    d = _check_structured(t, rule.dim)
+    rule: Rule, t: torch.Tensor, d: int, alive_c: torch.Tensor | None, draws: Torch
+) -> Problem | torch.Tensor | None:
+    """The selection among ``alive_c`` channels (None: all), or the pruned channels (a JAX
+    key), or None when nothing goes."""
     units = t.shape[d]
-    n_alive = _count_alive(alive_c, units)
+    n_alive = units if alive_c is None else int(alive_c.sum())
     k = _count(rule.amount, n_alive, "kthvalue" if rule.kind == "random_structured" else None)
     if k == 0:
         return None
     if rule.kind == "ln_structured":
         norms = draws.norms(rule.n, d, tuple(t.shape), alive_c)  # of the alive channels
-        return _lowest(_spread((units,), norms, alive_c), alive_c, np.uint32(k))
+        return Problem(norms, alive_c, k, units, spread=True)
     if rule.key is not None:
-        shape = [1] * t.ndim
+        shape = [1] * t.dim()
         shape[d] = units
-        prior = None if alive_c is None else alive_c.reshape(shape)
-        kept = jp.random_structured(rule.key, t, k, d, default_mask=prior).reshape(-1)
-        return ~kept if alive_c is None else alive_c & ~kept
+        prior = None if alive_c is None else to_jax(alive_c.reshape(shape))
+        kept = jp.random_structured(rule.key, to_jax(t), k, d, default_mask=prior)
+        pruned = ~to_torch(kept.reshape(-1), t, torch.bool)
+        return pruned if alive_c is None else alive_c & pruned
     prob = draws.default(n_alive)  # torch's draws; the k-th smallest is found in JAX
-    return _spread((units,), _at_or_below_kth(prob, np.uint32(k)), alive_c)
+    return Problem(prob, alive_c, k, units, spread=True, ties_all=True)
 
 
 def compute(
-    rule: Rule, t: jax.Array, prior: jax.Array | None, draws: Torch, *, container: bool
-) -> jax.Array | None:
-    """What one method multiplies the mask in force by, or None when it prunes nothing (torch
-    then returns the prior tensor itself).
+    rule: Rule,
+    t: torch.Tensor,
+    prior: torch.Tensor | None,
+    draws: Torch,
+    *,
+    container: bool,
+    dtype: torch.dtype,
+) -> torch.Tensor | None:
+    """The new mask of one method: ``prior`` (None: a mask of ones) times what the method
+    keeps, of ``t``'s shape and ``dtype``; or None when the method prunes nothing (torch then
+    returns the prior tensor itself, or a copy).
 
-    The result ``m`` broadcasts to ``t``: the new mask is ``prior * m`` (``m`` alone for a
-    first prune). For the selection methods ``m`` is boolean, False on the units pruned now
-    (keepdims for a structured method); for ``CustomFromMask`` it is the given mask's values.
     Masks are used with their values, as torch uses them: an entry is an unpruned unit of an
     unstructured method when its mask value is exactly 1, a channel is unpruned for a
     structured one while any of its mask values is nonzero.
@@ -173,20 +295,26 @@ def compute(
         container: True for torch's ``PruningContainer`` semantics (the method picks among the
             units the prior leaves alive, and a 1-D tensor counts as one channel), False for a
             method's own ``compute_mask`` (it picks among all units).
+        dtype: the new mask's dtype.
     """
     if rule.kind == "custom_from_mask":
         shape = t.shape if prior is None else prior.shape
         if tuple(rule.mask.shape) != tuple(shape):
             raise jp.ShapeMismatchError(
-                f"default_mask shape {_torch_size(shape)} must match self.mask shape "
-                f"{_torch_size(rule.mask.shape)}"
+                f"default_mask shape {_torch_size(tuple(shape))} must match self.mask shape "
+                f"{_torch_size(tuple(rule.mask.shape))}"
             )
-        return rule.mask
+        # No selection: torch's own product of the two masks, in the prior's dtype.
+        base = torch.ones(shape, dtype=dtype, device=t.device) if prior is None else prior
+        return base.to(dtype) * rule.mask.to(device=base.device, dtype=dtype)
     if not jp_method(rule.kind).structured:
         alive = prior == 1 if container else None
-        pruned = _unstructured(rule, t, alive, draws)
-        return None if pruned is None else ~pruned
-    if container and t.ndim == 1:
+        found = _unstructured(rule, t, alive, draws)
+        if found is None or isinstance(found, torch.Tensor):
+            return None if found is None else _from_pruned(found, prior, dtype)
+        flat = found._replace(values=found.values.reshape(-1), alive=_flat(found.alive))
+        return _run(flat, t.reshape(-1), _flat(prior), None, dtype).reshape(t.shape)
+    if container and t.dim() == 1:
         # torch's container indexes a list of one slice with dim: only dim 0 or -1 exist.
         if rule.dim < -1:
             raise IndexError("Index is out of bounds for tensor with dimensions 1")
@@ -196,27 +324,35 @@ def compute(
         # method then sees t as one (1, N) row, or an empty (0, N) one if nothing is alive.
         if not bool((prior != 0).any()):
             empty = t.reshape(1, -1)[:0]
-            compute(rule, empty, prior.reshape(1, -1)[:0], draws, container=False)
+            compute(rule, empty, prior.reshape(1, -1)[:0], draws, container=False, dtype=dtype)
             return None
-        row = compute(rule, t.reshape(1, -1), prior.reshape(1, -1), draws, container=False)
-        return None if row is None else jnp.broadcast_to(row, (1, t.size)).reshape(t.shape)
+        row = compute(
+            rule, t.reshape(1, -1), prior.reshape(1, -1), draws, container=False, dtype=dtype
+        )
+        return None if row is None else row.reshape(t.shape)
     if container:
         d = _check_container_dim(t, rule.dim)
-        axes = tuple(i for i in range(t.ndim) if i != d)
-        alive_c = (prior != 0).any(axis=axes)
+        alive_c = (prior != 0).movedim(d, 0).reshape(t.shape[d], -1).any(dim=1)
     else:
         d = _check_structured(t, rule.dim)
         alive_c = None
-    pruned_c = _structured(rule, t, alive_c, draws)
-    if pruned_c is None:
+    found = _structured(rule, t, d, alive_c, draws)
+    if found is None:
         return None
-    shape = [1] * t.ndim
-    shape[d] = t.shape[d]
-    return ~pruned_c.reshape(shape)
+    if isinstance(found, torch.Tensor):
+        view = [1] * t.dim()
+        view[d] = t.shape[d]
+        base = torch.ones(t.shape, dtype=dtype, device=t.device) if prior is None else prior
+        return _from_pruned(found.reshape(view), base, dtype)
+    return _run(found, t, prior, d, dtype)
 
 
-def _check_container_dim(t: jax.Array, dim: int) -> int:
-    n_dims = t.ndim
+def _flat(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.reshape(-1)
+
+
+def _check_container_dim(t: torch.Tensor, dim: int) -> int:
+    n_dims = t.dim()
     d = dim + n_dims if dim < 0 else dim
     if d < 0:
         raise IndexError(f"Index is out of bounds for tensor with dimensions {n_dims}")
@@ -231,12 +367,13 @@ def jp_method(kind: str) -> Any:
     return _kernel.method(kind)
 
 
-def key_or_none(key: Any) -> Any:
-    return None if key is None else _kernel.as_key(key)
+def as_key(key: Any) -> Any:
+    """A JAX key from stored key data (None stays None)."""
+    return None if key is None else jax.random.wrap_key_data(jnp.asarray(key))
 
 
 def key_data(key: Any) -> np.ndarray | None:
     """A key stored as plain uint32 data, so method objects pickle and deep-copy."""
     if key is None:
         return None
-    return np.asarray(jax.random.key_data(key_or_none(key)))
+    return np.asarray(jax.random.key_data(_kernel.as_key(key)))

@@ -10,8 +10,12 @@ calls torch makes, so masks equal torch's bit for bit under the same ``torch.man
 With ``key=`` they come from JAX and equal ``jaxprune``'s masks for the same key (with a
 prior mask: ``jaxprune`` with ``default_mask=`` the module's current mask).
 
-Selection (thresholds, top-k, norms, the container's slicing and combination) runs in JAX on
-tensors that cross by DLPack. Module state is exactly torch's: ``<name>_orig`` parameter,
+The selection (ordering, top-k, RandomStructured's threshold) and its combination with the
+mask in force run in JAX, one compiled program per call, shared by every method and every
+small size (:mod:`torch_compat._masks`); what torch's own code does before it selects
+(reading which units are alive, counting them, its draws and norms) stays on the host, with
+torch. JAX is imported when the first mask is computed, not at import (see
+:mod:`torch_compat._setup` for the two JAX settings it then applies). Module state is exactly torch's: ``<name>_orig`` parameter,
 ``<name>_mask`` buffer (torch's dtype and shape), a forward pre-hook. Where torch leaves a
 module changed after a failed call (it drops an existing pruning hook first), a failed call
 here leaves the module exactly as it was.
@@ -29,15 +33,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import torch
 import torch.nn.utils.prune as _torch_prune
 
 from jaxprune import ShapeMismatchError
 
-from . import _masks
-from ._bridge import to_jax, to_torch, torch_source
 from ._module_state import DeepCopy as _DeepCopy
 from ._module_state import Snapshot as _Snapshot
 from ._module_state import pruned_names as _pruned_names
@@ -84,18 +84,23 @@ def _is_builtin(method: Any) -> bool:
     return own is _ORIGINAL[_CLASSES[kind]] or own is _ORIGINAL[_torch_class(kind)]
 
 
-def _rule(method: Any) -> _masks.Rule:
+def _engine():
+    """torch_compat's JAX side, imported (and JAX configured) when a mask is first needed."""
+    from . import _masks
+
+    return _masks
+
+
+def _rule(method: Any):
     """The rule of a method of a built-in class (its compute_mask aside)."""
-    kind = _kind(method)
-    key = getattr(method, "key", None)
-    mask = getattr(method, "mask", None)
-    return _masks.Rule(
-        kind=kind,
+    masks = _engine()
+    return masks.Rule(
+        kind=_kind(method),
         amount=getattr(method, "amount", None),
         dim=getattr(method, "dim", -1),
         n=getattr(method, "n", None),
-        key=None if key is None else jax.random.wrap_key_data(jnp.asarray(key)),
-        mask=None if mask is None else to_jax(mask),
+        key=masks.as_key(getattr(method, "key", None)),
+        mask=getattr(method, "mask", None),
     )
 
 
@@ -104,30 +109,30 @@ def _torch_class(kind: str) -> type:
     return _CLASSES[kind].__bases__[-1]
 
 
-def _mask_tensor(kept: jax.Array, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A torch mask of ``like``'s shape: converted while small, then expanded and copied."""
-    return to_torch(kept, like, dtype).expand(like.shape).contiguous()
-
-
 def _on_meta(t: torch.Tensor) -> bool:
     # A meta tensor has a shape and no values: nothing to select, only shapes to propagate,
     # which torch's own code does (with its random draws, as torch makes them).
     return t.device.type == "meta"
 
 
-def _compute(method: Any, t: torch.Tensor, default_mask: torch.Tensor | None, container: bool):
+def _compute(
+    method: Any,
+    t: torch.Tensor,
+    default_mask: torch.Tensor | None,
+    *,
+    container: bool,
+    dtype: torch.dtype,
+) -> torch.Tensor | None:
+    """The new mask (``default_mask`` times what ``method`` keeps), or None: nothing pruned."""
+    masks = _engine()
+    from ._bridge import torch_source
+
     rule = _rule(method)
-    prior = None if default_mask is None else to_jax(default_mask)
-    return _masks.compute(rule, to_jax(t), prior, torch_source(t), container=container)
+    return masks.compute(rule, t, default_mask, torch_source(t), container=container, dtype=dtype)
 
 
-def _combined(
-    factor: jax.Array, default_mask: torch.Tensor, like: torch.Tensor, dtype: torch.dtype
-) -> torch.Tensor:
-    """torch's combination ``default_mask * factor`` (in JAX), as a mask of ``like``'s shape."""
-    prior = to_jax(default_mask)
-    product = prior * factor.astype(prior.dtype)
-    return _mask_tensor(product, like, dtype)
+def _structured(method: Any) -> bool:
+    return getattr(method, "PRUNING_TYPE", None) == "structured"
 
 
 class _JaxMethod:
@@ -136,23 +141,20 @@ class _JaxMethod:
     def compute_mask(self, t, default_mask):
         if _on_meta(t):
             return _ORIGINAL[_torch_class(_kind(self))](self, t, default_mask)
-        factor = _compute(self, t, default_mask, container=False)
-        if getattr(self, "PRUNING_TYPE", None) == "structured":
+        if _structured(self):
             # torch returns the prior itself when nothing goes, else a mask like t.
-            if factor is None:
-                return default_mask
-            return _combined(factor, default_mask, t, t.dtype)
-        if factor is None:
+            mask = _compute(self, t, default_mask, container=False, dtype=t.dtype)
+            return default_mask if mask is None else mask
+        mask = _compute(self, t, default_mask, container=False, dtype=default_mask.dtype)
+        if mask is None:
             return default_mask.clone(memory_format=torch.contiguous_format)
-        return _combined(factor, default_mask, default_mask, default_mask.dtype)
+        return mask
 
     def _first_mask(self, t, orig):
         """``compute_mask(t, torch.ones_like(orig))`` without building the mask of ones."""
-        factor = _compute(self, t, None, container=False)
-        if factor is None:
-            return torch.ones_like(orig)
-        structured = getattr(self, "PRUNING_TYPE", None) == "structured"
-        return _mask_tensor(factor, orig, t.dtype if structured else orig.dtype)
+        dtype = t.dtype if _structured(self) else orig.dtype
+        mask = _compute(self, t, None, container=False, dtype=dtype)
+        return torch.ones_like(orig) if mask is None else mask
 
 
 class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
@@ -166,15 +168,13 @@ class PruningContainer(_JaxMethod, _torch_prune.PruningContainer):
         method = self._pruning_methods[-1]
         if not _is_builtin(method) or _on_meta(t):
             return _torch_prune.PruningContainer.compute_mask(self, t, default_mask)
-        if _masks.jp_method(_kind(method)).structured and not hasattr(method, "dim"):
+        if _engine().jp_method(_kind(method)).structured and not hasattr(method, "dim"):
             raise AttributeError(
                 'Pruning methods of PRUNING_TYPE "structured" need to have the attribute '
                 "`dim` defined."
             )
-        factor = _compute(method, t, default_mask, container=True)
-        if factor is None:
-            return default_mask.to(dtype=t.dtype)
-        return _combined(factor, default_mask.to(dtype=t.dtype), t, t.dtype)
+        mask = _compute(method, t, default_mask, container=True, dtype=t.dtype)
+        return default_mask.to(dtype=t.dtype) if mask is None else mask
 
 
 def _check_amount(amount: Any) -> None:
@@ -199,7 +199,7 @@ class RandomUnstructured(_JaxMethod, _torch_prune.RandomUnstructured):
     def __init__(self, amount, key=None):
         _check_amount(amount)
         self.amount = amount
-        self.key = _masks.key_data(key)
+        self.key = None if key is None else _engine().key_data(key)
 
     @classmethod
     def apply(cls, module, name, amount, key=None):  # type: ignore[override]
@@ -229,7 +229,7 @@ class RandomStructured(_JaxMethod, _torch_prune.RandomStructured):
         _check_amount(amount)
         self.amount = amount
         self.dim = dim
-        self.key = _masks.key_data(key)
+        self.key = None if key is None else _engine().key_data(key)
 
     @classmethod
     def apply(cls, module, name, amount, dim=-1, key=None):  # type: ignore[override]
@@ -265,8 +265,7 @@ class CustomFromMask(_JaxMethod, _torch_prune.CustomFromMask):
     def compute_mask(self, t, default_mask):
         if _on_meta(t):
             return _torch_prune.CustomFromMask.compute_mask(self, t, default_mask)
-        factor = _compute(self, t, default_mask, container=False)
-        return _combined(factor, default_mask, default_mask, default_mask.dtype)
+        return _compute(self, t, default_mask, container=False, dtype=default_mask.dtype)
 
     @classmethod
     def apply(cls, module, name, mask):  # type: ignore[override]
