@@ -9,14 +9,12 @@ that torch_compat, which needs only :class:`ShapeMismatchError` at import, start
 JAX.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from ._errors import ShapeMismatchError as ShapeMismatchError
 
-if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+if _typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from ._basic import apply_mask as apply_mask
     from ._basic import custom_from_mask as custom_from_mask
     from ._basic import identity as identity
@@ -89,9 +87,9 @@ def _version() -> str:
 __version__ = _version()
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     # `jp.nnx` needs Flax: import it on first use only.
@@ -99,7 +97,7 @@ def __getattr__(name: str) -> Any:
         from ._extras import require
 
         require("flax.nnx", "jaxprune.nnx")
-        return importlib.import_module(".nnx", __name__)
+        return _importlib.import_module(".nnx", __name__)
     raise AttributeError(f"module 'jaxprune' has no attribute {name!r}")
 
 

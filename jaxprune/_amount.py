@@ -95,16 +95,19 @@ def exact_count(
 TABLE_LIMIT = 1 << 16
 
 
-def count_table(amount: float, max_units: int) -> np.ndarray:
-    """``round(amount * n)`` for every ``n`` in ``[0, max_units]``, computed in Python."""
+def count_table(amount: int | float, max_units: int) -> np.ndarray:
+    """``round(amount * n)`` for every ``n`` in ``[0, max_units]``, computed in Python; for
+    an int amount (a count checked against the unpruned units already), that count."""
+    if isinstance(amount, int):
+        return np.full(max_units + 1, amount, dtype=np.uint32)
     return np.array([round(amount * n) for n in range(max_units + 1)], dtype=np.uint32)
 
 
-@functools.lru_cache(maxsize=256)
-def device_table(amount: float, max_units: int) -> Array:
+@functools.lru_cache(maxsize=256, typed=True)  # typed: 1 (one unit) is not 1.0 (all)
+def device_table(amount: int | float, max_units: int) -> Array:
     """:func:`count_table` on the device, made once per amount and size (a schedule's
     amounts repeat across the layers of a model and often across steps)."""
-    return jnp.asarray(count_table(amount, max_units))
+    return jax.device_put(count_table(amount, max_units))  # no program to compile
 
 
 def traced_count(amount: Amount, n_alive: Array, max_units: int) -> Array:
@@ -136,9 +139,11 @@ class Count(NamedTuple):
 
     - ``"exact"``: the count is known; the program's count argument is it (a NumPy
       ``uint32``, or a traced count a caller computed);
-    - ``"table"``: a Python float over a concrete prior; the argument is
-      :func:`device_table`, ``round(amount * n)`` for every ``n``, which the program indexes
-      with the number of unpruned units it counts;
+    - ``"table"``: a Python amount over a concrete prior of at most :data:`TABLE_LIMIT`
+      units; the argument is :func:`device_table`, ``round(amount * n)`` for every ``n`` (an
+      int amount: the count itself, checked on the host first), which the program indexes
+      with the number of unpruned units it counts. Floats and ints thus share one program
+      for every round after the first;
     - ``"traced"``: a ``jax.Array`` amount; the argument is the amount, rounded in the
       program (:func:`traced_count`);
     - ``"static"``: a Python amount over a traced prior; the amount is ``amount`` (part of
@@ -177,18 +182,19 @@ def prior_kind(prior: Any, tracing: bool | None = None) -> str | None:
 
 
 def uses_table(amount: Amount, units: int, prior: str | None) -> bool:
-    """Whether :func:`resolve` takes the count from a table in the program: a Python float
+    """Whether :func:`resolve` takes the count from a table in the program: a Python amount
     over a concrete prior of at most :data:`TABLE_LIMIT` units."""
-    return prior == "concrete" and isinstance(amount, float) and units <= TABLE_LIMIT
+    return prior == "concrete" and not isinstance(amount, jax.Array) and units <= TABLE_LIMIT
 
 
 def needs_alive_count(amount: Amount, units: int, prior: str | None) -> bool:
     """Whether :func:`resolve` needs the number of unpruned units counted on the host first:
-    a Python amount over a concrete prior, without a table."""
+    a Python amount over a concrete prior, except a float that a table counts in the program
+    (an int is checked against the unpruned units before any work, as torch checks it)."""
     return (
         prior == "concrete"
         and not isinstance(amount, jax.Array)
-        and not uses_table(amount, units, prior)
+        and not (isinstance(amount, float) and uses_table(amount, units, prior))
     )
 
 
@@ -212,9 +218,12 @@ def resolve(
         return TRACED, amount
     if prior is None:
         return EXACT, np.uint32(exact_count(amount, units, what))
+    if n_alive is not None:
+        k = exact_count(amount, n_alive, f"unpruned {what}")
+        if uses_table(amount, units, prior):  # the program of a float amount, and a count
+            return TABLE, device_table(k, units)
+        return EXACT, np.uint32(k)
     if uses_table(amount, units, prior):
         return TABLE, device_table(amount, units)
-    if n_alive is not None:
-        return EXACT, np.uint32(exact_count(amount, n_alive, f"unpruned {what}"))
     exact_count(amount, units, what)  # a traced prior: an int is checked against every unit
     return Count("static", amount), None

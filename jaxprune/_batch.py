@@ -267,8 +267,9 @@ def _take(block: Array, j: Array, units: int, shape: tuple[int, ...]) -> Array:
 
 @functools.cache
 def _row_index(j: int) -> Array:
-    # A device scalar made once: passing it costs less than a NumPy int.
-    return jnp.int32(j)
+    # A device scalar made once: passing it costs less than a NumPy int (put, not built by
+    # an eager op, which would compile a program of its own).
+    return jax.device_put(np.int32(j))
 
 
 def take(block: Array, j: int, spec: _methods.Spec) -> Array:

@@ -128,6 +128,13 @@ except ImportError:  # pragma: no cover - a JAX without it
     _trace_state_clean = None
 
 
+@functools.cache
+def true_scalar() -> Array:
+    """A scalar ``True`` on the device: the mask of a leaf that is not pruned (put once; an
+    eager ``jnp.ones((), bool)`` would compile a program)."""
+    return jax.device_put(np.True_)
+
+
 def under_trace() -> bool:
     """Whether a JAX transformation (``jit``, ``vmap``, ``eval_shape``...) is tracing the
     caller, even when every array at hand is concrete (closed over by the traced function).

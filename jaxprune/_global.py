@@ -123,5 +123,5 @@ def global_unstructured(
     hashes = tuple(_keys.path_hash(p) for p in sel_paths)
     new = _program(specs, count, hashes, key, scores, priors, value, tuple(shardings))
     out = dict(zip(sel_paths, new))
-    result = [out[p] if p in out else priors_by_path.get(p, jnp.ones((), bool)) for p in paths]
+    result = [out[p] if p in out else priors_by_path.get(p, _checks.true_scalar()) for p in paths]
     return jax.tree_util.tree_unflatten(treedef, result)

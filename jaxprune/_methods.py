@@ -82,12 +82,46 @@ def _count_alive(specs: tuple[Spec, ...], priors: list[Array]) -> Array:
     return jnp.stack([jnp.sum(alive_units(s, p), dtype=jnp.uint32) for s, p in zip(specs, priors)])
 
 
+def _on_host(prior: Any) -> bool:
+    """Whether a concrete prior is in host memory (NumPy, or a JAX array on the CPU)."""
+    if not isinstance(prior, jax.Array):
+        return True
+    try:
+        return all(d.platform == "cpu" for d in prior.devices())
+    except (AttributeError, RuntimeError):  # a deleted or unusual array: count it in JAX
+        return False
+
+
+def _count_alive_numpy(spec: Spec, prior: Any) -> int:
+    """:func:`alive_units` counted by NumPy (no program to compile, no device round trip)."""
+    p = np.asarray(prior)
+    if spec.dim is None:
+        return int(np.count_nonzero(np.broadcast_to(p, spec.shape)))
+    ndim = len(spec.shape)
+    others = [i for i in range(ndim) if i != spec.dim]
+    if any(spec.shape[i] == 0 for i in others):
+        return 0
+    p = p.reshape((1,) * (ndim - p.ndim) + p.shape)
+    alive = np.any(p, axis=tuple(i for i in others if p.shape[i] != 1), keepdims=True)
+    return int(np.count_nonzero(np.broadcast_to(alive.reshape(-1), (spec.units,))))
+
+
 def count_alive_now(specs: list[Spec], priors: list[Array]) -> list[int]:
-    """Count the unpruned units of concrete priors, all in one program and one array (one
-    host transfer, not one per leaf)."""
-    if not specs:
-        return []
-    return [int(c) for c in np.asarray(_count_alive(tuple(specs), list(priors)))]
+    """Count the unpruned units of concrete priors: by NumPy for priors in host memory,
+    for the others in one program and one array (one host transfer, not one per leaf)."""
+    counts: dict[int, int] = {}
+    on_device = []
+    for i, (spec, prior) in enumerate(zip(specs, priors)):
+        if _on_host(prior):
+            counts[i] = _count_alive_numpy(spec, prior)
+        else:
+            on_device.append(i)
+    if on_device:
+        found = np.asarray(
+            _count_alive(tuple(specs[i] for i in on_device), [priors[i] for i in on_device])
+        )
+        counts.update(zip(on_device, (int(c) for c in found)))
+    return [counts[i] for i in range(len(specs))]
 
 
 def n_alive(spec: Spec, alive: Array | None) -> Array:

@@ -208,7 +208,7 @@ def prune(
         elif path in priors_by_path:
             result.append(priors_by_path[path])
         else:
-            result.append(jnp.ones((), bool))
+            result.append(_checks.true_scalar())
     return jax.tree_util.tree_unflatten(treedef, result)
 
 

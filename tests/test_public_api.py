@@ -37,6 +37,7 @@ PUBLIC = {
     "PolynomialSchedule",
     "leaf_key",
     "register_method",
+    "enable_compilation_cache",
 }
 
 
