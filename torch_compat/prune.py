@@ -15,8 +15,9 @@ mask in force run in JAX, one compiled program per call, shared by every method 
 small size (:mod:`torch_compat._masks`); what torch's own code does before it selects
 (reading which units are alive, counting them, its draws and norms) stays on the host, with
 torch. JAX is imported when the first mask is computed, not at import (see
-:mod:`torch_compat._setup` for the two JAX settings it then applies). Module state is exactly torch's: ``<name>_orig`` parameter,
-``<name>_mask`` buffer (torch's dtype and shape), a forward pre-hook. Where torch leaves a
+:mod:`torch_compat._setup` for the two JAX settings it then applies). Module state is
+exactly torch's: ``<name>_orig`` parameter, ``<name>_mask`` buffer (torch's dtype and
+shape), a forward pre-hook. Where torch leaves a
 module changed after a failed call (it drops an existing pruning hook first), a failed call
 here leaves the module exactly as it was.
 
