@@ -1,29 +1,27 @@
 """torch's mask rules: counted on the host, selected in one JAX program per call.
 
 :func:`compute` reproduces ``compute_mask`` of each torch method, and the slicing and
-combination of ``PruningContainer``. The host does what torch's own code does before it
-selects: it reads which units the mask in force leaves alive (entries whose mask value is
+combination of ``PruningContainer``. The host does what torch's own code does around the
+selection: it reads which units the mask in force leaves alive (entries whose mask value is
 exactly 1 for an unstructured method, channels with a nonzero value for a structured one),
-counts them, validates the amount with torch's messages, and takes from torch the inputs
-torch would take (:class:`Torch`: random numbers from its default generator, with the same
-calls, sizes and order; LnStructured's channel norms, from torch's own norm call), so masks
-are bit-identical to torch's under the same ``torch.manual_seed``. The selection (ordering,
-the exact top-k of jaxprune's kernel, RandomStructured's threshold rule) and the
-combination with the mask in force run in JAX, in one compiled program per call
-(:func:`_select`).
+counts them, validates the amount with torch's messages, takes from torch the inputs torch
+would take (:class:`Torch`: random numbers from its default generator, with the same calls,
+sizes and order; LnStructured's channel norms, from torch's own norm call), and multiplies
+the mask in force by what the method keeps, as torch's container does; so masks are
+bit-identical to torch's under the same ``torch.manual_seed``. The selection itself (the
+ordering, the exact top-k of jaxprune's kernel, RandomStructured's threshold rule) runs in
+JAX, in one compiled program per call (:func:`_select`).
 
-That program serves every built-in method and, below :data:`SMALL` entries, every size:
-tensors are flattened and padded to a power-of-two bucket with dead units, so that the
-layers of a model share a handful of programs and a new round never compiles
-(benchmarks/RESULTS.md, "First contact"). Small tensors cross to JAX as NumPy arrays (a
-DLPack exchange costs more than the copy); larger ones by DLPack, at their own size.
-With a JAX key the random methods use ``jaxprune`` itself.
+That program serves every built-in method, and every size up to :data:`SMALL` units:
+units are padded to a power-of-two bucket with dead units, so that the layers of a model
+share a handful of programs, a structured method's program depends on its channels only,
+and a new round never compiles (benchmarks/RESULTS.md, "First contact"). Small problems
+cross to JAX as NumPy arrays (a DLPack exchange costs more than the copy); larger ones by
+DLPack, at their own size. With a JAX key the random methods use ``jaxprune`` itself.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any, NamedTuple
 
 from . import _setup
@@ -107,15 +105,12 @@ def bucket(n: int) -> int:
     return MIN_BUCKET if n <= MIN_BUCKET else 1 << (n - 1).bit_length()
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "dtype"))
-def _select(values, alive, k, flags, prior, index, *, layout, dtype):
-    """The new mask of one call, flat: ``prior`` times the units kept (see :class:`Problem`).
+@jax.jit
+def _select(values, alive, k, flags):
+    """The units one call keeps (bool, ``values``' shape; see :class:`Problem`).
 
-    ``flags`` is (spread, descending, ties_all), as data: one program serves every method.
-    ``layout`` maps entries to units: None when they are the same, ``"gather"`` for a padded
-    flat tensor whose entry ``i`` belongs to unit ``(i // index[0]) % index[1]``, or the static
-    ``(outer, units, inner)`` of a structured tensor at its own size. Without a prior the
-    kept units themselves come back, as ``dtype``.
+    ``flags`` is (spread, descending, ties_all), as data: one program serves every method at
+    a given size.
     """
     spread, descending, ties_all = flags[0], flags[1], flags[2]
     if alive is not None:
@@ -132,24 +127,14 @@ def _select(values, alive, k, flags, prior, index, *, layout, dtype):
     live = True if alive is None else alive
     kth = jnp.max(jnp.where(pruned, key, jnp.zeros_like(key)))
     pruned = jnp.where(ties_all, live & (key <= kth), pruned)
-    kept = ~pruned
-    if prior is None:
-        return kept.astype(dtype)
-    if layout == "gather":
-        unit = (jnp.arange(prior.shape[0], dtype=jnp.int32) // index[0]) % index[1]
-        return prior * kept[unit].astype(prior.dtype)
-    if layout is None:
-        return prior * kept.astype(prior.dtype)
-    outer, units, inner = layout
-    factor = kept.astype(prior.dtype).reshape(1, units, 1)
-    return (prior.reshape(outer, units, inner) * factor).reshape(-1)
+    return ~pruned
 
 
 _NUMPY_LACKS = (torch.bfloat16,)
 
 
-def _host(x: torch.Tensor, size: int, fill: Any = 0) -> np.ndarray:
-    """A small tensor, flat, as a NumPy array padded with ``fill`` to ``size`` entries
+def _host(x: torch.Tensor, size: int) -> np.ndarray:
+    """A small tensor, flat, as a NumPy array padded with zeros to ``size`` entries
     (bfloat16 widens to float32: exact, and ordered the same)."""
     x = x.detach().reshape(-1)
     if x.dtype in _NUMPY_LACKS:
@@ -157,66 +142,42 @@ def _host(x: torch.Tensor, size: int, fill: Any = 0) -> np.ndarray:
     a = x.cpu().numpy()
     if a.shape[0] == size:
         return a
-    out = np.full(size, fill, a.dtype)
+    out = np.zeros(size, a.dtype)
     out[: a.shape[0]] = a
     return out
 
 
-def _run(
-    p: Problem,
-    t: torch.Tensor,
-    prior: torch.Tensor | None,
-    structured_dim: int | None,
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """The new mask (``t``'s shape, ``dtype``): ``prior`` (None: ones) times the kept units."""
-    n = t.numel()
-    shape = tuple(t.shape)
+def kept_units(p: Problem, device: torch.device) -> torch.Tensor:
+    """The units a problem keeps, as a torch bool vector on ``device``: one program per
+    size bucket for small problems (NumPy in and out), one per size for large ones."""
     flags = np.array([p.spread, p.descending, p.ties_all])
     k = np.uint32(p.k)
-    if structured_dim is None:
-        inner = 1
-    else:
-        inner = math.prod(shape[structured_dim + 1 :])
-    if n <= SMALL and p.units <= SMALL:
-        bu, bm = bucket(p.units), bucket(n)
-        real = np.zeros(bu, bool)
-        real[: p.units] = True
-        alive = real if p.alive is None else _host(p.alive, bu, False)
-        base = torch.ones(shape, dtype=dtype) if prior is None else prior.to(dtype)
-        out = _select(
-            _host(p.values, bu),
-            alive,
-            k,
-            flags,
-            _host(base, bm),
-            np.array([max(inner, 1), p.units], np.int32),
-            layout="gather",
-            dtype=None,
-        )
-        flat = np.asarray(out)[:n]
-        mask = torch.from_numpy(flat.copy()).reshape(shape)
-        return mask.to(device=t.device, dtype=dtype)
+    if p.units <= SMALL:
+        size = bucket(p.units)
+        if p.alive is None:
+            alive = np.zeros(size, bool)
+            alive[: p.units] = True
+        else:
+            alive = _host(p.alive, size)
+        kept = np.asarray(_select(_host(p.values, size), alive, k, flags))[: p.units]
+        return torch.from_numpy(kept.copy()).to(device)
     values = p.values.reshape(-1)
     if values.numel() < p.units:  # one value per alive unit, placed in the program
         values = torch.cat([values, values.new_zeros(p.units - values.numel())])
-    values = to_jax(values)
     alive = None if p.alive is None else to_jax(p.alive.reshape(-1))
-    if structured_dim is None:
-        layout = None
-    else:
-        layout = (math.prod(shape[:structured_dim]), p.units, inner)
+    kept = _select(to_jax(values), alive, k, flags)
+    return to_torch(kept, p.values, torch.bool).to(device)
+
+
+def _combine(
+    kept: torch.Tensor, view: list[int], like: torch.Tensor, prior, dtype: torch.dtype
+) -> torch.Tensor:
+    """torch's combination ``prior * kept``: the mask in force (None: ones) times the kept
+    units, viewed as ``view`` (keepdims for channels), as a mask like ``like`` of ``dtype``."""
+    factor = kept.reshape(view).to(dtype)
     if prior is None:
-        kept = _select(values, alive, k, flags, None, None, layout=layout, dtype=jnp.bool_)
-        kept = to_torch(kept, t, dtype)
-        if structured_dim is None:
-            return kept.reshape(shape)
-        view = [1] * len(shape)
-        view[structured_dim] = p.units
-        return kept.reshape(view).expand(shape).contiguous()
-    flat = to_jax(prior.to(dtype).reshape(-1))
-    out = _select(values, alive, k, flags, flat, None, layout=layout, dtype=None)
-    return to_torch(out, t, dtype).reshape(shape)
+        return factor.expand(like.shape).contiguous()
+    return prior.to(dtype) * factor
 
 
 def _from_pruned(pruned: torch.Tensor, prior: torch.Tensor | None, dtype: torch.dtype):
@@ -313,7 +274,7 @@ def compute(
         if found is None or isinstance(found, torch.Tensor):
             return None if found is None else _from_pruned(found, prior, dtype)
         flat = found._replace(values=found.values.reshape(-1), alive=_flat(found.alive))
-        return _run(flat, t.reshape(-1), _flat(prior), None, dtype).reshape(t.shape)
+        return _combine(kept_units(flat, t.device), list(t.shape), t, prior, dtype)
     if container and t.dim() == 1:
         # torch's container indexes a list of one slice with dim: only dim 0 or -1 exist.
         if rule.dim < -1:
@@ -344,7 +305,9 @@ def compute(
         view[d] = t.shape[d]
         base = torch.ones(t.shape, dtype=dtype, device=t.device) if prior is None else prior
         return _from_pruned(found.reshape(view), base, dtype)
-    return _run(found, t, prior, d, dtype)
+    view = [1] * t.dim()
+    view[d] = t.shape[d]
+    return _combine(kept_units(found, t.device), view, t, prior, dtype)
 
 
 def _flat(x: torch.Tensor | None) -> torch.Tensor | None:

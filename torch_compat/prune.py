@@ -10,12 +10,12 @@ calls torch makes, so masks equal torch's bit for bit under the same ``torch.man
 With ``key=`` they come from JAX and equal ``jaxprune``'s masks for the same key (with a
 prior mask: ``jaxprune`` with ``default_mask=`` the module's current mask).
 
-The selection (ordering, top-k, RandomStructured's threshold) and its combination with the
-mask in force run in JAX, one compiled program per call, shared by every method and every
-small size (:mod:`torch_compat._masks`); what torch's own code does before it selects
-(reading which units are alive, counting them, its draws and norms) stays on the host, with
-torch. JAX is imported when the first mask is computed, not at import (see
-:mod:`torch_compat._setup` for the two JAX settings it then applies). Module state is
+The selection (ordering, top-k, RandomStructured's threshold) runs in JAX, one compiled
+program per call, shared by every method and every small size (:mod:`torch_compat._masks`);
+what torch's own code does around it (reading which units are alive, counting them, its
+draws and norms, multiplying the mask in force) stays with torch. JAX is imported when the
+first mask is computed, not at import (:mod:`torch_compat._setup` names the two JAX
+settings it then applies). Module state is
 exactly torch's: ``<name>_orig`` parameter, ``<name>_mask`` buffer (torch's dtype and
 shape), a forward pre-hook. Where torch leaves a
 module changed after a failed call (it drops an existing pruning hook first), a failed call
