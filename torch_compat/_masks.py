@@ -32,7 +32,6 @@ import jax  # noqa: E402  (after the configuration above)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from jax import lax  # noqa: E402
 
 import jaxprune as jp  # noqa: E402
 from jaxprune import _kernel  # noqa: E402
@@ -109,18 +108,10 @@ def bucket(n: int) -> int:
 def _select(values, alive, k, flags):
     """The units one call keeps (bool, ``values``' shape; see :class:`Problem`).
 
-    ``flags`` is (spread, descending, ties_all), as data: one program serves every method at
-    a given size.
+    ``flags`` is (descending, ties_all), as data: one program serves every method at a
+    given size.
     """
-    spread, descending, ties_all = flags[0], flags[1], flags[2]
-    if alive is not None:
-        size = values.shape[0]
-
-        def place(v):  # the i-th value goes to the i-th alive unit
-            at = jnp.flatnonzero(alive, size=size, fill_value=size)
-            return jnp.zeros_like(v).at[at].set(v, mode="drop")
-
-        values = lax.cond(spread, place, lambda v: v, values)
+    descending, ties_all = flags[0], flags[1]
     key = _kernel.order_key(values)
     key = jnp.where(descending, ~key, key)
     (pruned,) = _kernel.lowest_k([key], [alive], k)
@@ -149,8 +140,11 @@ def _host(x: torch.Tensor, size: int) -> np.ndarray:
 
 def kept_units(p: Problem, device: torch.device) -> torch.Tensor:
     """The units a problem keeps, as a torch bool vector on ``device``: one program per
-    size bucket for small problems (NumPy in and out), one per size for large ones."""
-    flags = np.array([p.spread, p.descending, p.ties_all])
+    size bucket for small problems (NumPy in and out), one per size for large ones.
+
+    Values made for the alive units only (torch's draws and norms) are placed at those
+    units first, on the host: the i-th value at the i-th alive unit."""
+    flags = np.array([p.descending, p.ties_all])
     k = np.uint32(p.k)
     if p.units <= SMALL:
         size = bucket(p.units)
@@ -159,12 +153,22 @@ def kept_units(p: Problem, device: torch.device) -> torch.Tensor:
             alive[: p.units] = True
         else:
             alive = _host(p.alive, size)
-        kept = np.asarray(_select(_host(p.values, size), alive, k, flags))[: p.units]
+        values = _host(p.values, size)
+        if p.spread and p.alive is not None:
+            placed = np.zeros_like(values)
+            placed[np.flatnonzero(alive)] = values[: p.values.numel()]
+            values = placed
+        kept = np.asarray(_select(values, alive, k, flags))[: p.units]
         return torch.from_numpy(kept.copy()).to(device)
     values = p.values.reshape(-1)
-    if values.numel() < p.units:  # one value per alive unit, placed in the program
-        values = torch.cat([values, values.new_zeros(p.units - values.numel())])
-    alive = None if p.alive is None else to_jax(p.alive.reshape(-1))
+    alive = None
+    if p.alive is not None:
+        alive = p.alive.reshape(-1).to(values.device)
+        if p.spread:
+            placed = values.new_zeros(p.units)
+            placed[alive] = values
+            values = placed
+        alive = to_jax(alive)
     kept = _select(to_jax(values), alive, k, flags)
     return to_torch(kept, p.values, torch.bool).to(device)
 
