@@ -179,7 +179,11 @@ def _report(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from . import _io
+    from . import _cache, _io
+
+    # One run is one process: compiled programs are kept on disk for the next run
+    # (JAXPRUNE_COMPILATION_CACHE=0 turns this off; see jaxprune._cache).
+    _cache.enable_by_default()
 
     commands = {"prune": _prune, "report": _report}
     try:

@@ -38,11 +38,14 @@ from jaxprune import _kernel  # noqa: E402
 
 from ._bridge import Torch, to_jax, to_torch  # noqa: E402
 
-#: Tensors of at most this many entries (and channels) are padded to a bucket and cross as
-#: NumPy arrays; larger ones run at their own size.
-SMALL = 1 << 16
-#: The smallest bucket (a 3x3 kernel and a 6-channel bias share it).
-MIN_BUCKET = 64
+#: The sizes problems are padded to (units: entries, or channels), smallest first; larger
+#: problems run at their own size. Few sizes mean few programs: a small model's layers, a
+#: script's calls and a callback's rounds share one or two (each costs 0.2-0.4 s to compile
+#: and 50-90 ms to trace and load from the persistent cache); selecting among dead padding
+#: costs microseconds (benchmarks/RESULTS.md, "First contact").
+BUCKETS = (1 << 10, 1 << 13, 1 << 16)
+#: Problems of at most this many units are padded to a bucket and cross as NumPy arrays.
+SMALL = BUCKETS[-1]
 
 
 class Rule(NamedTuple):
@@ -100,8 +103,8 @@ def _check_structured(t: torch.Tensor, dim: int) -> int:
 
 
 def bucket(n: int) -> int:
-    """The padded size of ``n`` units or entries: a power of two, at least MIN_BUCKET."""
-    return MIN_BUCKET if n <= MIN_BUCKET else 1 << (n - 1).bit_length()
+    """The padded size of a problem of ``n`` units (at most :data:`SMALL`)."""
+    return next(b for b in BUCKETS if n <= b)
 
 
 @jax.jit
