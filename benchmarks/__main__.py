@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         only = tuple(w.strip().upper() for w in args.only.split(","))
         unknown = [w for w in only if w not in WORKLOADS]
         if unknown:
-            parser.error(f"--only: unknown workloads {unknown}; choose from W1-W8")
+            parser.error(f"--only: unknown workloads {unknown}; choose from {', '.join(WORKLOADS)}")
     if args.reps is not None and args.reps < 1:
         parser.error(f"--reps must be at least 1, got {args.reps}")
     run(

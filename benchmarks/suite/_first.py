@@ -23,13 +23,17 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
+from ._rows import Row, Target
 
-#: (name, Flax kernel shape (in, out)) of every weight matrix; torch's is (out, in).
+
 def bert_shapes(layers: int = 12, d: int = 768, vocab: int = 30522) -> list[tuple[str, tuple]]:
+    """(name, Flax kernel shape (in, out)) of every weight matrix; torch's is (out, in)."""
     shapes = [("word_embeddings", (vocab, d)), ("position_embeddings", (512, d))]
     shapes.append(("token_type_embeddings", (2, d)))
     for i in range(layers):
@@ -41,6 +45,7 @@ def bert_shapes(layers: int = 12, d: int = 768, vocab: int = 30522) -> list[tupl
 
 
 def gpt2_shapes(layers: int = 12, d: int = 768, vocab: int = 50257) -> list[tuple[str, tuple]]:
+    """GPT-2's weight matrices, as :func:`bert_shapes` (Conv1D: (in, out), as Flax's)."""
     shapes = [("wte", (vocab, d)), ("wpe", (1024, d))]
     for i in range(layers):
         shapes += [
@@ -190,6 +195,155 @@ prune.global_unstructured(
 out = {n: (modules[n].weight.detach() if n in modules else t) for n, t in tensors.items()}
 save_file({n: t.contiguous() for n, t in out.items()}, sys.argv[2])
 """
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _job(*args: str) -> dict[str, Any]:
+    """One job in a fresh process."""
+    cmd = [sys.executable, "-m", "benchmarks.suite._first", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _wall(cmd: list[str], cache: str | None) -> float:
+    """A whole process's wall time (interpreter start and imports included)."""
+    env = dict(os.environ, JAXPRUNE_COMPILATION_CACHE=cache or "0")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=env)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def rows(ctx: Any) -> list[Row]:
+    """The FC rows: each figure from fresh processes; "cold" fills an empty cache, "warm"
+    is the median of ``reps`` processes after it (one for the model rows)."""
+    out: list[Row] = []
+    reps = 3
+    wl = "FC first contact"
+    ctx.progress("FC: import times")
+    imports = {
+        lib: statistics.median(_job("import", lib)["seconds"] for _ in range(reps))
+        for lib in ("torch_compat", "torch")
+    }
+    out.append(
+        Row(
+            "fc_import",
+            wl,
+            "import the prune module (torch included), fresh process",
+            torch_compat=imports["torch_compat"],
+            torch=imports["torch"],
+            targets=[Target("ratio>=", 1 / 1.3)],
+            notes="torch_compat imports JAX at its first mask",
+        )
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx.progress("FC: the ten-round MLP callback")
+        cache = os.path.join(tmp, "mlp")
+        torch_mlp = _job("mlp", "torch", "", "10")
+        cold = _job("mlp", "torch_compat", cache, "10")
+        warm = [_job("mlp", "torch_compat", cache, "10") for _ in range(reps)]
+        what = "MLP callback (Linear 32-32-32-2, l1 0.2, weights + biases)"
+        out += [
+            Row(
+                "fc_mlp_first_cold",
+                wl,
+                f"{what}: first round, fresh process, cold cache",
+                torch_compat=cold["first_s"],
+                torch=torch_mlp["first_s"],
+                targets=[Target("value<=", 1.0)],
+                notes="JAX's import included (torch_compat imports it at the first mask)",
+            ),
+            Row(
+                "fc_mlp_first_warm",
+                wl,
+                f"{what}: first round, fresh process, warm cache",
+                torch_compat=statistics.median(w["first_s"] for w in warm),
+                torch=torch_mlp["first_s"],
+                targets=[Target("value<=", 0.1)],
+            ),
+            Row(
+                "fc_mlp_round",
+                wl,
+                f"{what}: one round, rounds 2-10",
+                torch_compat=statistics.median(w["round_s"] for w in warm),
+                torch=torch_mlp["round_s"],
+                targets=[Target("ratio>=", 0.5)],
+            ),
+        ]
+        ctx.progress("FC: the pruning tutorial as a script")
+        cache = os.path.join(tmp, "tutorial")
+        script = [sys.executable, "-m", "benchmarks.tutorial"]
+        torch_s = statistics.median(_wall(script + ["torch"], None) for _ in range(reps))
+        cold_s = _wall(script + ["torch_compat"], cache)
+        warm_s = statistics.median(_wall(script + ["torch_compat"], cache) for _ in range(reps))
+        for state, seconds in (("cold", cold_s), ("warm", warm_s)):
+            out.append(
+                Row(
+                    f"fc_tutorial_{state}",
+                    wl,
+                    f"PyTorch's pruning tutorial as a script, whole process, {state} cache",
+                    torch_compat=seconds,
+                    torch=torch_s,
+                    targets=[Target("ratio>=", 1 / 1.3)],
+                    notes="interpreter start and imports included",
+                )
+            )
+        for model in ("bert", "gpt2"):
+            n = sum(a * b for _, (a, b) in model_shapes(model, ctx.quick))
+            label = {"bert": "BERT-base", "gpt2": "GPT-2 small"}[model]
+            label = f"{label}{' (2 layers, d=128)' if ctx.quick else ''}, {n / 1e6:.0f}M"
+            for method in METHODS:
+                ctx.progress(f"FC: {model} {method}, first calls")
+                quick = "1" if ctx.quick else "0"
+                got: dict[str, dict[str, float]] = {"cold": {}, "warm": {}}
+                torch_first = _job("model", "torch", model, method, "", quick)["first_s"]
+                for lib in ("jaxprune", "torch_compat"):
+                    cache = os.path.join(tmp, f"{model}-{method}-{lib}")
+                    got["cold"][lib] = _job("model", lib, model, method, cache, quick)["first_s"]
+                    got["warm"][lib] = _job("model", lib, model, method, cache, quick)["first_s"]
+                for state, goal in (("cold", 1.0), ("warm", 2.0)):
+                    out.append(
+                        Row(
+                            f"fc_{model}_{method}_{state}",
+                            f"FC {label}",
+                            f"{method}, every weight: masks + pruned weights, first call of "
+                            f"a fresh process, {state} cache",
+                            jaxprune=got[state]["jaxprune"],
+                            torch_compat=got[state]["torch_compat"],
+                            torch=torch_first,
+                            targets=[Target("ratio>=", goal)],
+                            notes="torch_compat: JAX's import included",
+                        )
+                    )
+        ctx.progress("FC: the CLI against a torch script, GPT-2 small as .safetensors")
+        src = os.path.join(tmp, "model.safetensors")
+        write_safetensors(src, "gpt2", ctx.quick)
+        script = os.path.join(tmp, "torch_prune.py")
+        with open(script, "w") as f:
+            f.write(TORCH_CLI)
+        torch_s = _wall([sys.executable, script, src, os.path.join(tmp, "t.safetensors")], None)
+        cache = os.path.join(tmp, "cli")
+        cli = [sys.executable, "-m", "jaxprune", "prune", src, os.path.join(tmp, "j.safetensors")]
+        cli += ["--method", "l1_unstructured", "--amount", "0.5", "--global"]
+        for state in ("cold", "warm"):
+            out.append(
+                Row(
+                    f"fc_cli_{state}",
+                    wl,
+                    f"jaxprune prune --global l1 0.5 of GPT-2 small .safetensors, {state} cache",
+                    jaxprune=_wall(cli, cache),
+                    torch=torch_s,
+                    targets=[Target("ratio>=", 1 / 1.5)],
+                    notes="whole process: load, prune, save; torch: a short script",
+                )
+            )
+    return out
 
 
 def main(argv: list[str]) -> None:

@@ -10,11 +10,11 @@ import tempfile
 import time
 from typing import Any
 
-from . import _measure, _output, _workloads
+from . import _first, _measure, _output, _workloads
 from ._rows import Row, Target
 
 #: Workload ids in running order (``--only`` takes these).
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "FC")
 LIBS = ("jaxprune", "torch_compat", "torch")
 
 
@@ -233,6 +233,8 @@ def run(
     if "W8" in which:
         more, scaling = _workloads.w8_scaling(ctx)
         rows += more
+    if "FC" in which:
+        rows += _first.rows(ctx)
     order = {w: i for i, w in enumerate(WORKLOADS)}
     rows.sort(key=lambda r: (order[r.workload[:2]], "_first" not in r.id))
     _torch_side_of(rows, "w2_rs_alone", "w2_rs")
