@@ -199,6 +199,10 @@ def run(
     """
     which = set(only)
     started = time.perf_counter()
+    # Every figure says which compilation cache it had: none, unless a row says so (the CLI
+    # and torch_compat would otherwise use the user's default cache, warm from earlier runs).
+    # The fresh processes inherit this.
+    os.environ["JAXPRUNE_COMPILATION_CACHE"] = "0"
 
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
