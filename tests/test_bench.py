@@ -24,6 +24,10 @@ EXPECTED_ROWS = {
     "w4_seeds", "w5_full", "w5_keepdims", "w5_donated",
     "w6_held", "w6_peak", "w6_masks", "w7_masks", "w7_both", "w7_held",
     "w8_1", "w8_2",
+    "fc_import", "fc_mlp_first_cold", "fc_mlp_first_warm", "fc_mlp_round",
+    "fc_tutorial_cold", "fc_tutorial_warm", "fc_cli_cold", "fc_cli_warm",
+    *(f"fc_gpt2_{m}_{s}" for m in ("l1_unstructured", "random_structured", "ln_structured",
+                                   "global_unstructured") for s in ("cold", "warm")),
 }  # fmt: skip
 LIBS = ("jaxprune", "torch_compat", "torch")
 
@@ -50,8 +54,10 @@ def test_quick_run_measures_every_workload_for_every_library(quick):
     assert set(rows) == EXPECTED_ROWS
     for r in rows.values():
         libs = ("torch_compat", "torch") if r["id"] == "w1_remove" else LIBS
-        if r["id"].startswith("w5"):
+        if r["id"].startswith(("w5", "fc_cli")):
             libs = ("jaxprune", "torch")
+        elif r["id"].startswith(("fc_import", "fc_mlp", "fc_tutorial")):
+            libs = ("torch_compat", "torch")
         for lib in libs:
             assert math.isfinite(r[lib]) and r[lib] > 0, (r["id"], lib, r[lib])
         assert r["ratio"] == pytest.approx(r["torch"] / (r["jaxprune"] or r["torch_compat"]))
@@ -78,7 +84,7 @@ def test_quick_run_prints_the_table_and_progress_and_writes_the_plot(quick):
         assert column in proc.stdout
     assert "x memcpy" in proc.stdout
     assert "W8 slopes" in proc.stdout
-    assert "W7:" in proc.stderr and "W2:" in proc.stderr  # progress while it runs
+    assert "W7:" in proc.stderr and "W2:" in proc.stderr and "FC:" in proc.stderr  # progress
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     table = [line for line in md.read_text().splitlines() if line.startswith("| ")]
     assert table[0].startswith("| workload | what | jaxprune | torch_compat | torch |")
@@ -176,3 +182,24 @@ def test_median_time_runs_setup_outside_the_clock_and_counts_calls():
     assert calls == ["setup", "fn"] * 5
     assert 0 <= seconds < 1
     assert _measure.memcpy_time(1 << 20, 3) > 0
+
+
+def test_first_contact_models_are_bert_base_and_gpt2_small():
+    from benchmarks.suite import _first
+
+    def count(shapes):
+        return sum(a * b for _, (a, b) in shapes)
+
+    assert count(_first.model_shapes("bert", False)) == 109_360_128  # BERT-base's matrices
+    assert count(_first.model_shapes("gpt2", False)) == 124_318_464  # GPT-2 small's
+    assert len(_first.model_shapes("gpt2", False)) == 2 + 12 * 4
+
+
+def test_the_tutorial_script_prunes_the_same_with_torch_and_torch_compat():
+    from benchmarks import tutorial
+
+    lines = {lib: tutorial.run(tutorial.load_prune(lib)) for lib in ("torch", "torch_compat")}
+    assert lines["torch"] == lines["torch_compat"]
+    assert "global sparsity 20.00%" in lines["torch"]
+    with pytest.raises(SystemExit, match="usage"):
+        tutorial.load_prune("numpy")

@@ -169,3 +169,19 @@ def test_torch_compat_global_rounds_build_nothing_new():
     assert built[1:] == [0, 0, 0], built
     assert float(sum((layer.weight == 0).sum() for layer in model)) > 0
     assert isinstance(model[0].weight_mask, torch.Tensor)
+
+
+def test_importing_torch_compat_or_jaxprune_does_not_import_jax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jaxprune, torch_compat.prune\n"
+        "from torch_compat import prune\n"
+        "print('jax' in sys.modules)\n"
+        "import torch\n"
+        "prune.l1_unstructured(torch.nn.Linear(3, 2), 'weight', amount=1)\n"
+        "print('jax' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]  # JAX comes with the first mask

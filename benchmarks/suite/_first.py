@@ -58,7 +58,8 @@ def gpt2_shapes(layers: int = 12, d: int = 768, vocab: int = 50257) -> list[tupl
 
 
 def model_shapes(model: str, quick: bool) -> list[tuple[str, tuple]]:
-    """The issue's models, or the same structure at d=128 with 2 layers for --quick."""
+    """BERT-base's or GPT-2 small's shapes, or the same structure at d=128 with 2 layers for
+    --quick."""
     fn = bert_shapes if model == "bert" else gpt2_shapes
     return fn(2, 128, 5000) if quick else fn()
 
@@ -222,9 +223,10 @@ def _wall(cmd: list[str], cache: str | None) -> float:
 
 def rows(ctx: Any) -> list[Row]:
     """The FC rows: each figure from fresh processes; "cold" fills an empty cache, "warm"
-    is the median of ``reps`` processes after it (one for the model rows)."""
+    is the median of three processes after it (one for the model rows). ``--quick``: one
+    process each, GPT-2's structure only, at d=128."""
     out: list[Row] = []
-    reps = 3
+    reps = 1 if ctx.quick else 3
     wl = "FC first contact"
     ctx.progress("FC: import times")
     imports = {
@@ -294,7 +296,7 @@ def rows(ctx: Any) -> list[Row]:
                     notes="interpreter start and imports included",
                 )
             )
-        for model in ("bert", "gpt2"):
+        for model in ("gpt2",) if ctx.quick else ("bert", "gpt2"):
             n = sum(a * b for _, (a, b) in model_shapes(model, ctx.quick))
             label = {"bert": "BERT-base", "gpt2": "GPT-2 small"}[model]
             label = f"{label}{' (2 layers, d=128)' if ctx.quick else ''}, {n / 1e6:.0f}M"
