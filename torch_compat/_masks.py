@@ -22,6 +22,7 @@ DLPack, at their own size. With a JAX key the random methods use ``jaxprune`` it
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 from . import _setup
@@ -107,21 +108,37 @@ def bucket(n: int) -> int:
     return next(b for b in BUCKETS if n <= b)
 
 
+def _keep(values, alive, k, descending, ties_all):
+    """The units one call keeps (bool, ``values``' shape; see :class:`Problem`). The two
+    rules are traced flags (one program for every method at a size) or Python bools (a
+    program per method, without the other rule's passes over a large problem)."""
+
+    def rule(flag, on, off):
+        if isinstance(flag, bool):
+            return on() if flag else off()
+        return jnp.where(flag, on(), off())
+
+    key = _kernel.order_key(values)
+    key = rule(descending, lambda: ~key, lambda: key)
+    (pruned,) = _kernel.lowest_k([key], [alive], k)
+
+    def at_or_below_kth():  # torch's RandomStructured: every alive value <= the k-th
+        kth = jnp.max(jnp.where(pruned, key, jnp.zeros_like(key)))
+        return (True if alive is None else alive) & (key <= kth)
+
+    return ~rule(ties_all, at_or_below_kth, lambda: pruned)
+
+
 @jax.jit
 def _select(values, alive, k, flags):
-    """The units one call keeps (bool, ``values``' shape; see :class:`Problem`).
+    """:func:`_keep` of a small problem: ``flags`` (descending, ties_all) as data."""
+    return _keep(values, alive, k, flags[0], flags[1])
 
-    ``flags`` is (descending, ties_all), as data: one program serves every method at a
-    given size.
-    """
-    descending, ties_all = flags[0], flags[1]
-    key = _kernel.order_key(values)
-    key = jnp.where(descending, ~key, key)
-    (pruned,) = _kernel.lowest_k([key], [alive], k)
-    live = True if alive is None else alive
-    kth = jnp.max(jnp.where(pruned, key, jnp.zeros_like(key)))
-    pruned = jnp.where(ties_all, live & (key <= kth), pruned)
-    return ~pruned
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _select_large(values, alive, k, descending: bool, ties_all: bool):
+    """:func:`_keep` of a large problem, its rules fixed."""
+    return _keep(values, alive, k, descending, ties_all)
 
 
 _NUMPY_LACKS = (torch.bfloat16,)
@@ -147,9 +164,9 @@ def kept_units(p: Problem, device: torch.device) -> torch.Tensor:
 
     Values made for the alive units only (torch's draws and norms) are placed at those
     units first, on the host: the i-th value at the i-th alive unit."""
-    flags = np.array([p.descending, p.ties_all])
     k = np.uint32(p.k)
     if p.units <= SMALL:
+        flags = np.array([p.descending, p.ties_all])
         size = bucket(p.units)
         if p.alive is None:
             alive = np.zeros(size, bool)
@@ -172,7 +189,7 @@ def kept_units(p: Problem, device: torch.device) -> torch.Tensor:
             placed[alive] = values
             values = placed
         alive = to_jax(alive)
-    kept = _select(to_jax(values), alive, k, flags)
+    kept = _select_large(to_jax(values), alive, k, p.descending, p.ties_all)
     return to_torch(kept, p.values, torch.bool).to(device)
 
 
@@ -181,10 +198,10 @@ def _combine(
 ) -> torch.Tensor:
     """torch's combination ``prior * kept``: the mask in force (None: ones) times the kept
     units, viewed as ``view`` (keepdims for channels), as a mask like ``like`` of ``dtype``."""
-    factor = kept.reshape(view).to(dtype)
+    factor = kept.reshape(view)
     if prior is None:
-        return factor.expand(like.shape).contiguous()
-    return prior.to(dtype) * factor
+        return factor.to(dtype).expand(like.shape).contiguous()
+    return prior.to(dtype) * factor  # bool promotes in the product: one pass, one output
 
 
 def _from_pruned(pruned: torch.Tensor, prior: torch.Tensor | None, dtype: torch.dtype):
@@ -300,7 +317,10 @@ def compute(
         return None if row is None else row.reshape(t.shape)
     if container:
         d = _check_container_dim(t, rule.dim)
-        alive_c = (prior != 0).movedim(d, 0).reshape(t.shape[d], -1).any(dim=1)
+        # A channel is alive while any of its mask values is nonzero (torch's container:
+        # ``sum != 0``); any() reduces in one pass, without a boolean copy of the mask.
+        others = tuple(i for i in range(t.dim()) if i != d)
+        alive_c = prior.any(dim=others)
     else:
         d = _check_structured(t, rule.dim)
         alive_c = None
