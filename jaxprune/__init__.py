@@ -22,6 +22,9 @@ if _typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers an
     from ._define import register_method as register_method
     from ._global import global_unstructured as global_unstructured
     from ._keys import leaf_key as leaf_key
+    from ._nm import is_nm as is_nm
+    from ._nm import nm_unstructured as nm_unstructured
+    from ._nm import random_nm as random_nm
     from ._optax import GradualPruningState as GradualPruningState
     from ._optax import KeepPrunedState as KeepPrunedState
     from ._optax import current_masks as current_masks
@@ -51,6 +54,9 @@ _LAZY = {
     "register_method": "_define",
     "global_unstructured": "_global",
     "leaf_key": "_keys",
+    "is_nm": "_nm",
+    "nm_unstructured": "_nm",
+    "random_nm": "_nm",
     "GradualPruningState": "_optax",
     "KeepPrunedState": "_optax",
     "current_masks": "_optax",

@@ -38,6 +38,9 @@ PUBLIC = {
     "leaf_key",
     "register_method",
     "enable_compilation_cache",
+    "nm_unstructured",
+    "random_nm",
+    "is_nm",
 }
 
 
