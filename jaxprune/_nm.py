@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _checks, _keys, _order, _select
+from . import _checks, _keys, _order, _registry, _select
 from ._typing import Array, ArrayLike, PRNGKey
 
 #: Groups up to this size rank their entries by pairwise comparison (``m * m`` per group,
@@ -215,3 +215,28 @@ def _is_nm_leaf(x: Any, n: int, m: int, dim: Any, *, strict: bool) -> bool:
         return False
     counts = jnp.sum(_groups(jnp.asarray(x) != 0, d, m), axis=-1)
     return bool(jnp.all(counts <= n))
+
+
+NM_UNSTRUCTURED = _registry.register(
+    _registry.Method(
+        "nm_unstructured",
+        None,
+        options=("n", "m"),
+        defaults=(("dim", -2),),
+        grouped=True,
+        function=nm_unstructured,
+    )
+)
+RANDOM_NM = _registry.register(
+    _registry.Method(
+        "random_nm",
+        None,
+        random=True,
+        options=("n", "m"),
+        defaults=(("dim", -2),),
+        importance=False,
+        reads_values=False,
+        grouped=True,
+        function=random_nm,
+    )
+)

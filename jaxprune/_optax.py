@@ -226,6 +226,11 @@ def gradual_pruning(
 
     method = _registry.get(method)
     name = method.name
+    if method.grouped:
+        raise ValueError(
+            f"gradual_pruning cannot use method={name!r}: it has no amount to schedule (it "
+            "keeps n of every m); prune once with jp.prune and train with jp.keep_pruned."
+        )
     if not method.selects:
         raise ValueError(f"gradual_pruning cannot use method={name!r}: it selects nothing.")
     _, optional = method.keywords()

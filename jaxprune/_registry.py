@@ -53,6 +53,10 @@ class Method:
             and dtype, and the pytree layer never hands the weight to the program.
         inputs: for the methods that select nothing, the keyword arguments they take in the
             pytree layer (``custom_from_mask``: ``mask``).
+        grouped: a method whose core function makes the whole mask itself, from the weight,
+            its ``options`` and ``defaults`` and the prior mask, with no amount (N:M
+            sparsity); the pytree layer calls it per leaf. It selects no count of units, so
+            ``scores`` is None and global selection refuses it.
         alias: another name ``jp.global_unstructured`` accepts (``"l1"``, ``"random"``).
         builtin: one of torch's methods.
         function: the core function (set when the method is registered).
@@ -70,6 +74,7 @@ class Method:
     importance: bool = True
     reads_values: bool = True
     inputs: tuple[str, ...] = ()
+    grouped: bool = False
     alias: str | None = None
     builtin: bool = False
     function: Callable[..., Array] | None = None
@@ -91,6 +96,9 @@ class Method:
 
     def keywords(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """``(required, optional)`` keyword arguments of the method in ``jp.prune``."""
+        if self.grouped:
+            optional = tuple(k for k, _ in self.defaults)
+            return self.options, optional + (("importance_scores",) if self.importance else ())
         if not self.selects:
             return self.inputs, ()
         optional = ("dim",) if self.structured else ()
@@ -135,7 +143,7 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
-_BUILTINS = ("_basic", "_structured", "_unstructured")  # the modules that define them
+_BUILTINS = ("_basic", "_nm", "_structured", "_unstructured")  # the modules that define them
 _loaded = False
 
 
@@ -207,6 +215,12 @@ def for_global(method: str) -> Method:
     for m in methods:
         if method in (m.name, m.alias) and m.global_ok:
             return m
+        if method == m.name and m.grouped:
+            raise ValueError(
+                f"method={method!r} is not a global method: it keeps n of every m entries "
+                "within each tensor, where global selection prunes a count over many; use "
+                "jp.prune."
+            )
     choices = sorted(
         [m.alias for m in methods if m.alias and m.global_ok]
         + [m.name for m in methods if m.global_ok]

@@ -175,6 +175,15 @@ def prune(
         with _paths.PathError(path):
             x = _checks.as_tensor(leaf, "params leaf")
             prior = _checks.as_mask(priors_by_path.get(path), x.shape, "masks leaf")
+            if method.grouped:  # N:M: the function gives the mask, over the prior
+                new = method.function(
+                    *_grouped_args(method, key, path, x, side),
+                    **{k: v for k, v in method_kwargs.items() if k not in _SIDE},
+                    default_mask=prior,
+                    **_scores_of(side, path),
+                )
+                jobs.append(Job(path, None, new, prior, None))
+                continue
             if not method.selects:  # identity, custom_from_mask: the function gives the mask
                 for arg in method.inputs:
                     if path not in side[arg]:
@@ -210,6 +219,17 @@ def prune(
         else:
             result.append(_checks.true_scalar())
     return jax.tree_util.tree_unflatten(treedef, result)
+
+
+def _grouped_args(method, key, path, x, side) -> tuple:
+    """The positional arguments of a grouped method's core function for one leaf: the leaf's
+    key (:func:`jaxprune.leaf_key`) first for a random one, then the weight."""
+    return (_keys.leaf_key(key, path), x) if method.random else (x,)
+
+
+def _scores_of(side: dict, path: str) -> dict:
+    scores = side.get("importance_scores", {})
+    return {"importance_scores": scores[path]} if path in scores else {}
 
 
 def _compute_all(jobs: list[Job], amount: Any, key: Array | None) -> dict[str, Array]:

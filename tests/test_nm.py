@@ -164,3 +164,89 @@ def test_is_nm_on_tensors_and_trees():
     }
     with pytest.raises(ValueError, match="multiple of m=4"):
         jp.is_nm(jnp.ones((6, 2)), 2, 4)
+
+
+def _params():
+    k = jax.random.split(jax.random.key(7), 3)
+    return {
+        "Dense_0": {"kernel": jax.random.normal(k[0], (8, 6)), "bias": jnp.ones(6)},
+        "Conv_0": {"kernel": jax.random.normal(k[1], (3, 3, 4, 5))},
+        "embed": jax.random.normal(k[2], (10, 4)),  # 10 rows: not tiled by 4 along -2
+    }
+
+
+def test_the_pytree_layer_prunes_every_selected_leaf_as_the_core_function():
+    params = _params()
+    masks = jp.prune(params, "nm_unstructured", n=2, m=4, where="kernel")
+    for path in (("Dense_0", "kernel"), ("Conv_0", "kernel")):
+        leaf, mask = params[path[0]][path[1]], masks[path[0]][path[1]]
+        np.testing.assert_array_equal(mask, jp.nm_unstructured(leaf, 2, 4))
+    assert masks["Dense_0"]["bias"].shape == () and bool(masks["Dense_0"]["bias"])
+    assert jp.is_nm(jp.apply_masks(params, masks), 2, 4)["Conv_0"]["kernel"]
+    # Under jit, the same masks.
+    jitted = jax.jit(lambda p: jp.prune(p, "nm_unstructured", n=2, m=4, where="kernel"))(params)
+    jax.tree.map(np.testing.assert_array_equal, jitted, masks)
+    # A leaf the groups do not tile is refused, naming its path.
+    with pytest.raises(ValueError, match="embed.*multiple of m=4"):
+        jp.prune(params, "nm_unstructured", n=2, m=4)
+
+
+def test_the_pytree_layer_respects_priors_scores_and_leaf_keys():
+    params = _params()
+    where = "kernel"
+    first = jp.prune(params, "nm_unstructured", n=2, m=4, where=where)
+    key = jax.random.key(3)
+    second = jp.prune(params, "random_nm", key=key, n=1, m=4, where=where, masks=first)
+    leaf = params["Conv_0"]["kernel"]
+    twin = jp.random_nm(
+        jp.leaf_key(key, "Conv_0/kernel"), leaf, 1, 4, default_mask=first["Conv_0"]["kernel"]
+    )
+    np.testing.assert_array_equal(second["Conv_0"]["kernel"], twin)
+    assert not bool((second["Conv_0"]["kernel"] & ~first["Conv_0"]["kernel"]).any())
+    scores = jax.tree.map(lambda a: -jnp.abs(a) if a.ndim > 1 else a, params)
+    by_scores = jp.prune(params, "nm_unstructured", n=2, m=4, where=where, importance_scores=scores)
+    np.testing.assert_array_equal(
+        by_scores["Dense_0"]["kernel"],
+        jp.nm_unstructured(
+            params["Dense_0"]["kernel"], 2, 4, importance_scores=scores["Dense_0"]["kernel"]
+        ),
+    )
+
+
+def test_where_n_m_are_refused_clearly():
+    params = _params()
+    with pytest.raises(TypeError, match="needs the keyword argument 'm'"):
+        jp.prune(params, "nm_unstructured", n=2, where="kernel")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'amount'"):
+        jp.prune(params, "nm_unstructured", n=2, m=4, amount=0.5)
+    with pytest.raises(TypeError, match="needs key="):
+        jp.prune(params, "random_nm", n=2, m=4)
+    with pytest.raises(ValueError, match="not a global method.*jp.prune"):
+        jp.global_unstructured(params, 0.5, method="nm_unstructured")
+    with pytest.raises(ValueError, match="no amount to schedule"):
+        jp.gradual_pruning(None, "nm_unstructured", None, n=2, m=4)
+
+
+def test_nnx_models_and_keep_pruned_take_nm_masks():
+    import optax
+    from flax import nnx
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(8, 8, rngs=rngs)
+            self.b = nnx.Linear(8, 4, rngs=rngs)
+
+    model = MLP(nnx.Rngs(0))
+    jp.nnx.prune(model, "nm_unstructured", n=2, m=4)
+    for layer in (model.a, model.b):
+        assert jp.is_nm(layer.kernel[...], 2, 4)
+    params = _params()
+    masks = jp.prune(params, "nm_unstructured", n=2, m=4, where="kernel")
+    params = jp.apply_masks(params, masks)
+    tx = jp.keep_pruned(optax.sgd(0.1, momentum=0.9), masks)
+    state = tx.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+    for _ in range(3):
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    assert jp.is_nm(params["Conv_0"]["kernel"], 2, 4)
