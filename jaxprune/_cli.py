@@ -20,6 +20,9 @@ from . import _registry, _tree  # noqa: F401  (_tree registers the built-in meth
 #: torch's (out, in, ...) for torch files and for .safetensors (the format of PyTorch models
 #: on the Hub), Flax's (..., in, out) for .npz and orbax checkpoints.
 OUTPUT_AXIS = {"torch": 0, "safetensors": 0, "npz": -1, "orbax": -1}
+#: The input-channel axis of each layout, the default --dim of N:M methods (groups of m
+#: consecutive inputs of one output, as sparse tensor cores take them).
+INPUT_AXIS = {"torch": 1, "safetensors": 1, "npz": -2, "orbax": -2}
 
 
 def _amount(text: str) -> int | float:
@@ -72,17 +75,25 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the pruned weights (its suffix names the format; an existing "
         "directory is replaced only if this command wrote it)",
     )
-    prune.add_argument("--method", required=True, choices=_registry.names(selects=True))
-    prune.add_argument("--amount", required=True, type=_amount, help="int count or float fraction")
+    methods = _registry.names(selects=True)
+    methods += [n for n in _registry.names(selects=False) if _registry.get(n).grouped]
+    prune.add_argument("--method", required=True, choices=sorted(methods))
+    prune.add_argument(
+        "--amount", type=_amount, default=None, help="int count or float fraction (not N:M)"
+    )
     prune.add_argument(
         "--dim",
         type=int,
         default=None,
         help="channel axis of structured methods; by default the output channels of the "
         "file's layout: 0 for torch files and .safetensors (out, in, ...), -1 for .npz and "
-        "orbax checkpoints (Flax's ..., in, out)",
+        "orbax checkpoints (Flax's ..., in, out); N:M methods group the input axis: 1 for "
+        "torch's layout, -2 for Flax's",
     )
-    prune.add_argument("--n", type=_norm, default=2.0, help="the norm of ln_structured")
+    prune.add_argument(
+        "--n", type=_norm, default=2.0, help="the norm of ln_structured; N:M: entries kept"
+    )
+    prune.add_argument("--m", type=int, default=None, help="N:M methods: the group size")
     prune.add_argument(
         "--where",
         default=None,
@@ -143,7 +154,13 @@ def _prune(args) -> None:
         where = lambda p, leaf: p.startswith("params/") and _paths.is_default(leaf)  # noqa: E731
         print("selected the parameters of a TrainState checkpoint (params/...; --where overrides)")
     key = jax.random.key(args.seed) if method.random else None
-    if args.global_:
+    if method.grouped:
+        masks = _tree.prune(
+            scores, method, key=key, where=where, masks=priors, **_nm_args(args, in_fmt)
+        )
+    elif args.amount is None:
+        raise ValueError(f"--method {args.method} needs --amount")
+    elif args.global_:
         if not method.global_ok:
             raise ValueError(f"--global needs an unstructured method, not {args.method}")
         masks = _global.global_unstructured(
@@ -165,6 +182,20 @@ def _prune(args) -> None:
         out = _tree.apply_masks(params, masks)
     _io.save(out, args.output, source=args.input, overwrite=args.overwrite)
     print(f"wrote {args.output} (sparsity {_tree.sparsity(params, masks):.4f})")
+
+
+def _nm_args(args, in_fmt: str) -> dict:
+    """--n, --m and --dim of an N:M method, checked; prints the axis it groups."""
+    if args.amount is not None or args.global_:
+        raise ValueError(f"--method {args.method} keeps --n of every --m: no --amount or --global")
+    if args.m is None:
+        raise ValueError(f"--method {args.method} needs --m (the group size)")
+    if not isinstance(args.n, float) or not args.n.is_integer():
+        raise ValueError(f"--n {args.n}: {args.method} keeps an integer number of entries")
+    dim = INPUT_AXIS[in_fmt] if args.dim is None else args.dim
+    default = ", the input axis of the file's layout" if args.dim is None else ""
+    print(f"keeping {int(args.n)} of every {args.m} entries along axis {dim}{default}")
+    return {"n": int(args.n), "m": args.m, "dim": dim}
 
 
 def _report(args) -> None:

@@ -250,3 +250,46 @@ def test_nnx_models_and_keep_pruned_take_nm_masks():
         updates, state = tx.update(grads, state, params)
         params = optax.apply_updates(params, updates)
     assert jp.is_nm(params["Conv_0"]["kernel"], 2, 4)
+
+
+def test_the_cli_prunes_n_of_m_along_the_input_axis_of_the_file_layout(tmp_path, capsys):
+    import torch
+
+    from jaxprune import _cli
+
+    rng = np.random.default_rng(0)
+    flax_w = rng.standard_normal((8, 6)).astype(np.float32)  # (in, out)
+    np.savez(tmp_path / "w.npz", **{"Dense_0/kernel": flax_w, "Dense_0/bias": np.ones(6)})
+    torch.save({"fc.weight": torch.from_numpy(flax_w.T.copy())}, tmp_path / "w.pt")
+    args = ["--method", "nm_unstructured", "--n", "2", "--m", "4"]
+    assert _cli.main(["prune", str(tmp_path / "w.npz"), str(tmp_path / "o.npz"), *args]) == 0
+    assert _cli.main(["prune", str(tmp_path / "w.pt"), str(tmp_path / "o.pt"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "along axis -2, the input axis" in out and "along axis 1, the input axis" in out
+    flax_out = np.load(tmp_path / "o.npz")["Dense_0/kernel"]
+    torch_out = torch.load(tmp_path / "o.pt")["fc.weight"].numpy()
+    np.testing.assert_array_equal(
+        flax_out, np.asarray(jp.apply_mask(flax_w, jp.nm_unstructured(flax_w, 2, 4)))
+    )
+    np.testing.assert_array_equal(torch_out.T, flax_out)  # the twin gets the same mask
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npz")["Dense_0/bias"], np.ones(6))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "nm_unstructured", "--n", "2"], "needs --m"),
+        (["--method", "nm_unstructured", "--m", "4", "--amount", "0.5"], "no --amount"),
+        (["--method", "nm_unstructured", "--m", "4", "--n", "1.5"], "integer number"),
+        (["--method", "random_nm", "--m", "3"], "multiple of m=3"),
+        (["--method", "l1_unstructured"], "needs --amount"),
+    ],
+)
+def test_the_cli_refuses_bad_n_m_in_one_line(tmp_path, capsys, args, message):
+    from jaxprune import _cli
+
+    np.savez(tmp_path / "w.npz", w=np.ones((8, 4), np.float32))
+    assert _cli.main(["prune", str(tmp_path / "w.npz"), str(tmp_path / "o.npz"), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o.npz").exists()
