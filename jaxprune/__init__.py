@@ -18,6 +18,8 @@ if _typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers an
     from ._basic import apply_mask as apply_mask
     from ._basic import custom_from_mask as custom_from_mask
     from ._basic import identity as identity
+    from ._blocks import block_structured as block_structured
+    from ._blocks import random_block_structured as random_block_structured
     from ._cache import enable_compilation_cache as enable_compilation_cache
     from ._define import register_method as register_method
     from ._global import global_unstructured as global_unstructured
@@ -50,6 +52,8 @@ _LAZY = {
     "apply_mask": "_basic",
     "custom_from_mask": "_basic",
     "identity": "_basic",
+    "block_structured": "_blocks",
+    "random_block_structured": "_blocks",
     "enable_compilation_cache": "_cache",
     "register_method": "_define",
     "global_unstructured": "_global",

@@ -228,8 +228,9 @@ def gradual_pruning(
     name = method.name
     if method.grouped:
         raise ValueError(
-            f"gradual_pruning cannot use method={name!r}: it has no amount to schedule (it "
-            "keeps n of every m); prune once with jp.prune and train with jp.keep_pruned."
+            f"gradual_pruning cannot use method={name!r}: it schedules methods that select "
+            "units by count over a tensor, and this one prunes by groups or blocks; prune "
+            "with jp.prune and train with jp.keep_pruned."
         )
     if not method.selects:
         raise ValueError(f"gradual_pruning cannot use method={name!r}: it selects nothing.")

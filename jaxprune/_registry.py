@@ -54,9 +54,9 @@ class Method:
         inputs: for the methods that select nothing, the keyword arguments they take in the
             pytree layer (``custom_from_mask``: ``mask``).
         grouped: a method whose core function makes the whole mask itself, from the weight,
-            its ``options`` and ``defaults`` and the prior mask, with no amount (N:M
-            sparsity); the pytree layer calls it per leaf. It selects no count of units, so
-            ``scores`` is None and global selection refuses it.
+            its ``options`` and ``defaults`` (an amount among them, or not) and the prior
+            mask: N:M sparsity, blocks. The pytree layer calls it per leaf; ``scores`` is
+            None, and global selection refuses it.
         alias: another name ``jp.global_unstructured`` accepts (``"l1"``, ``"random"``).
         builtin: one of torch's methods.
         function: the core function (set when the method is registered).
@@ -143,7 +143,13 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
-_BUILTINS = ("_basic", "_nm", "_structured", "_unstructured")  # the modules that define them
+_BUILTINS = (
+    "_basic",
+    "_blocks",
+    "_nm",
+    "_structured",
+    "_unstructured",
+)  # the modules that define them
 _loaded = False
 
 
@@ -217,8 +223,8 @@ def for_global(method: str) -> Method:
             return m
         if method == m.name and m.grouped:
             raise ValueError(
-                f"method={method!r} is not a global method: it keeps n of every m entries "
-                "within each tensor, where global selection prunes a count over many; use "
+                f"method={method!r} is not a global method: it prunes within each tensor (N:M "
+                "groups, blocks), where global selection prunes a count over many; use "
                 "jp.prune."
             )
     choices = sorted(

@@ -175,10 +175,11 @@ def prune(
         with _paths.PathError(path):
             x = _checks.as_tensor(leaf, "params leaf")
             prior = _checks.as_mask(priors_by_path.get(path), x.shape, "masks leaf")
-            if method.grouped:  # N:M: the function gives the mask, over the prior
+            if method.grouped:  # N:M, blocks: the function gives the mask, over the prior
+                options = {k: v for k, v in method_kwargs.items() if k != "importance_scores"}
                 new = method.function(
                     *_grouped_args(method, key, path, x, side),
-                    **{k: v for k, v in method_kwargs.items() if k not in _SIDE},
+                    **options,
                     default_mask=prior,
                     **_scores_of(side, path),
                 )

@@ -223,7 +223,7 @@ def test_where_n_m_are_refused_clearly():
         jp.prune(params, "random_nm", n=2, m=4)
     with pytest.raises(ValueError, match="not a global method.*jp.prune"):
         jp.global_unstructured(params, 0.5, method="nm_unstructured")
-    with pytest.raises(ValueError, match="no amount to schedule"):
+    with pytest.raises(ValueError, match="prunes by groups or blocks"):
         jp.gradual_pruning(None, "nm_unstructured", None, n=2, m=4)
 
 

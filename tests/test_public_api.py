@@ -41,6 +41,8 @@ PUBLIC = {
     "nm_unstructured",
     "random_nm",
     "is_nm",
+    "block_structured",
+    "random_block_structured",
 }
 
 
