@@ -1,0 +1,95 @@
+"""N:M sparsity for torch modules: ``NMUnstructured`` and ``RandomNM``, beyond torch's list.
+
+torch's weights are ``(out, in, ...)``, so the groups run along ``dim=1``, the input
+channels, by default. A torch weight and its Flax twin (``(in, out)``, ``(kh, kw, in, out)``)
+get the same mask, transposed: the selection runs on the weight in Flax's layout, through
+``jaxprune.nm_unstructured`` and ``jaxprune.random_nm``, whenever the groups run along
+``dim=1``.
+
+The methods' ``PRUNING_TYPE`` is ``"global"``: torch's ``PruningContainer`` then hands them
+the whole tensor and mask (an ``"unstructured"`` method gets the unpruned entries as one
+flat slice, which has no groups), and torch's ``global_unstructured`` refuses them with its
+own error. As for torch's unstructured methods, an entry is unpruned while its mask value is
+exactly 1, and the new mask is the mask in force times the entries kept.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import torch
+import torch.nn.utils.prune as _torch_prune
+
+
+def check_nm(n: Any, m: Any, dim: Any) -> None:
+    """torch_compat's checks of ``n``, ``m`` and ``dim`` at construction (without JAX)."""
+    for name, v in (("n", n), ("m", m), ("dim", dim)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int; got {v!r}.")
+    if m < 1:
+        raise ValueError(f"m={m} must be at least 1 (the size of a group).")
+    if not 0 <= n <= m:
+        raise ValueError(f"n={n} must be between 0 and m={m} (the entries kept per group).")
+
+
+def _flax_order(ndim: int, dim: int) -> tuple[int, ...] | None:
+    """The permutation from torch's layout to Flax's (``(out, in, *k)`` to ``(*k, in,
+    out)``) when the groups run along torch's input axis, else None."""
+    if ndim < 2 or dim % ndim != 1:
+        return None
+    return (*range(2, ndim), 1, 0)
+
+
+def kept(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+    """The entries ``method`` keeps (a torch bool tensor like ``t``), among those whose mask
+    value is 1; the selection runs in JAX."""
+    from jaxprune import _kernel
+
+    from . import _masks  # configures JAX on first use
+    from ._bridge import to_jax, to_torch
+
+    dim = method.dim
+    if not -t.dim() <= dim < t.dim():
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-t.dim()}, {t.dim() - 1}], "
+            f"but got {dim})"
+        )
+    if t.shape[dim] % method.m:
+        raise ValueError(
+            f"the length along dim={dim} is {t.shape[dim]}, not a multiple of m={method.m}: "
+            f"N:M groups of a tensor of shape {tuple(t.shape)} must tile that axis."
+        )
+    order = _flax_order(t.dim(), dim)
+    alive = default_mask == 1
+    if order is not None:
+        t, alive, dim = t.permute(order), alive.permute(order), -2
+    key = getattr(method, "key", None)
+    nm = _kernel.method("nm_unstructured").function
+    if not getattr(method, "RANDOM", False):
+        mask = nm(to_jax(t), method.n, method.m, dim, default_mask=to_jax(alive))
+    elif key is not None:
+        random_nm = _kernel.method("random_nm").function
+        mask = random_nm(_masks.as_key(key), to_jax(t), method.n, method.m, dim,
+                         default_mask=to_jax(alive))  # fmt: skip
+    else:  # torch's generator: one draw per entry, the n highest kept per group
+        draws = torch.rand(t.shape, device=t.device)
+        mask = nm(to_jax(t), method.n, method.m, dim, default_mask=to_jax(alive),
+                  importance_scores=to_jax(draws))  # fmt: skip
+    out = to_torch(mask, t, torch.bool)
+    if order is not None:
+        inverse = sorted(range(len(order)), key=order.__getitem__)
+        out = out.permute(inverse)
+    return out.contiguous()
+
+
+class GroupMethod(_torch_prune.BasePruningMethod):
+    """The N:M methods' ``compute_mask``: the mask in force times the entries kept."""
+
+    PRUNING_TYPE = "global"
+    RANDOM = False
+
+    def compute_mask(self, t, default_mask):
+        if t.device.type == "meta":  # no values to select from: the shape only
+            return default_mask.clone(memory_format=torch.contiguous_format)
+        return default_mask * kept(self, t, default_mask)
