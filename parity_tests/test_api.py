@@ -48,7 +48,16 @@ def test_same_signature_plus_key(name):
 
 
 #: Beyond torch's list (issue-named extras; no torch counterpart to compare signatures with).
-EXTRA = ["NMUnstructured", "RandomNM", "nm_unstructured", "random_nm"]
+EXTRA = [
+    "NMUnstructured",
+    "RandomNM",
+    "nm_unstructured",
+    "random_nm",
+    "BlockStructured",
+    "RandomBlockStructured",
+    "block_structured",
+    "random_block_structured",
+]
 
 
 def test_public_names():

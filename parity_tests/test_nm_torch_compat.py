@@ -95,3 +95,43 @@ def test_refusals_and_rollback():
     assert isinstance(next(iter(lin._forward_pre_hooks.values())), cp.L1Unstructured)
     with pytest.raises(TypeError, match='Only "unstructured"'):
         cp.global_unstructured([(lin, "bias")], cp.NMUnstructured, n=1, m=2)
+
+
+@pytest.mark.parametrize("make", [lambda: torch.nn.Linear(10, 8), lambda: torch.nn.Conv2d(6, 4, 3)])
+def test_blocks_the_flax_twin_loses_the_same_blocks(make):
+    torch.manual_seed(2)
+    module = make()
+    w = module.weight.detach().clone()
+    cp.block_structured(module, "weight", 0.5, (4, 3), n=2)  # (out, in) blocks of torch's matrix
+    twin = np.asarray(jp.block_structured(_flax(w), 0.5, (3, 4), 2))  # (in, out) in Flax's
+    np.testing.assert_array_equal(module.weight_mask.numpy().astype(bool), _torch(twin, w.dim()))
+    key = jax.random.key(4)
+    other = make()
+    cp.random_block_structured(other, "weight", 2, (2, 2), key=key)
+    twin = np.asarray(jp.random_block_structured(key, _flax(other.weight_orig), 2, (2, 2)))
+    np.testing.assert_array_equal(other.weight_mask.numpy().astype(bool), _torch(twin, w.dim()))
+
+
+def test_blocks_rounds_generator_and_refusals():
+    torch.manual_seed(3)
+    lin = torch.nn.Linear(8, 8)
+    torch.manual_seed(7)
+    cp.random_block_structured(lin, "weight", 0.25, (4, 4))  # torch's generator
+    first = lin.weight_mask.clone()
+    assert int((first == 0).sum()) == 16  # one of the four 4x4 blocks
+    torch.manual_seed(7)
+    again = torch.nn.Linear(8, 8)
+    again.load_state_dict({"weight": lin.weight_orig.detach(), "bias": lin.bias.detach()})
+    cp.random_block_structured(again, "weight", 0.25, (4, 4))
+    assert torch.equal(again.weight_mask, first)  # the same seed, the same blocks
+    tp.l1_unstructured(lin, "weight", amount=5)  # torch's class in between
+    cp.block_structured(lin, "weight", 1, (4, 4))  # one more of the blocks still alive
+    assert int((lin.weight_mask.reshape(2, 4, 2, 4).sum(dim=(1, 3)) == 0).sum()) == 2
+    with pytest.raises(TypeError, match="block_shape"):
+        cp.block_structured(lin, "weight", 1, 4)
+    with pytest.raises(ValueError, match="amount=5"):
+        cp.block_structured(lin, "weight", 5, (4, 4))  # 2 blocks left
+    assert isinstance(next(iter(lin._forward_pre_hooks.values())), tp.PruningContainer)
+    with pytest.raises(ValueError, match="two dimensions"):
+        cp.block_structured(lin, "bias", 1, (2, 2))
+    assert "bias_mask" not in dict(lin.named_buffers())

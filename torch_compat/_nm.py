@@ -93,3 +93,68 @@ class GroupMethod(_torch_prune.BasePruningMethod):
         if t.device.type == "meta":  # no values to select from: the shape only
             return default_mask.clone(memory_format=torch.contiguous_format)
         return default_mask * kept(self, t, default_mask)
+
+
+def check_blocks(amount: Any, block_shape: Any) -> tuple[int, int]:
+    """torch_compat's checks of a block method's ``amount`` and ``block_shape``."""
+    _torch_prune._validate_pruning_amount_init(amount)
+    if (
+        not isinstance(block_shape, (tuple, list))
+        or len(block_shape) != 2
+        or any(isinstance(b, bool) or not isinstance(b, numbers.Integral) for b in block_shape)
+    ):
+        raise TypeError(f"block_shape must be a pair of ints (rows, cols); got {block_shape!r}.")
+    if min(block_shape) < 1:
+        raise ValueError(f"block_shape={block_shape!r}: each size must be at least 1.")
+    return int(block_shape[0]), int(block_shape[1])
+
+
+def kept_blocks(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+    """The entries a block method keeps, selected in JAX on the weight in Flax's layout
+    (torch's ``(out, in, *k)`` as ``(*k, in, out)``, the block shape reversed with it), so
+    that a torch layer and its Flax twin lose the same blocks."""
+    import jaxprune as jp
+
+    from . import _masks  # configures JAX on first use
+    from ._bridge import to_jax, to_torch
+
+    if t.dim() < 2:
+        raise ValueError(
+            f"block pruning needs a tensor of at least two dimensions; got shape {tuple(t.shape)}."
+        )
+    order = _flax_order(t.dim(), 1)
+    rows, cols = method.block_shape
+    prior = default_mask != 0  # a block is unpruned while any of its entries is
+    flax, alive, block = t.permute(order), prior.permute(order), (cols, rows)
+    key = getattr(method, "key", None)
+    if not getattr(method, "RANDOM", False):
+        mask = jp.block_structured(to_jax(flax), method.amount, block, method.n,
+                                   default_mask=to_jax(alive))  # fmt: skip
+    elif key is not None:
+        mask = jp.random_block_structured(_masks.as_key(key), to_jax(flax), method.amount,
+                                          block, default_mask=to_jax(alive))  # fmt: skip
+    else:  # torch's generator: one draw per block, the lowest pruned (max-norm of a block
+        # whose entries all hold its draw is the draw)
+        r, c = flax.shape[-2], flax.shape[-1]
+        grid = (*flax.shape[:-2], -(-r // cols), -(-c // rows))
+        draws = torch.rand(grid, device=t.device)
+        full = draws.repeat_interleave(cols, dim=-2).repeat_interleave(rows, dim=-1)
+        full = full[..., :r, :c].contiguous()
+        mask = jp.block_structured(to_jax(flax), method.amount, block, float("inf"),
+                                   default_mask=to_jax(alive),
+                                   importance_scores=to_jax(full))  # fmt: skip
+    out = to_torch(mask, t, torch.bool)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return out.permute(inverse).contiguous()
+
+
+class BlockMethod(_torch_prune.BasePruningMethod):
+    """The block methods' ``compute_mask``: the mask in force times the entries kept."""
+
+    PRUNING_TYPE = "global"
+    RANDOM = False
+
+    def compute_mask(self, t, default_mask):
+        if t.device.type == "meta":
+            return default_mask.clone(memory_format=torch.contiguous_format)
+        return default_mask * kept_blocks(self, t, default_mask)

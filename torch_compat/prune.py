@@ -66,6 +66,10 @@ __all__ = [
     "RandomNM",
     "nm_unstructured",
     "random_nm",
+    "BlockStructured",
+    "RandomBlockStructured",
+    "block_structured",
+    "random_block_structured",
     "remove",
     "is_pruned",
 ]
@@ -309,6 +313,40 @@ class RandomNM(_nm.GroupMethod):
         return _apply(cls, module, name, n, m, dim=dim, key=key)
 
 
+class BlockStructured(_nm.BlockMethod):
+    """Prunes the ``amount`` unpruned blocks of smallest L``n`` norm. ``block_shape`` is
+    ``(rows, cols)`` of torch's ``(out, in)`` matrix; a conv weight ``(out, in, kh, kw)`` is
+    pruned in ``(out, in)`` blocks for each kernel position, as its Flax twin is. Not in
+    torch's list; the twin loses the same blocks."""
+
+    def __init__(self, amount, block_shape, n=1):
+        self.block_shape = _nm.check_blocks(amount, block_shape)
+        self.amount, self.n = amount, n
+
+    @classmethod
+    def apply(cls, module, name, amount, block_shape, n=1, importance_scores=None):  # type: ignore[override]
+        return _apply(
+            cls, module, name, amount, block_shape, n=n, importance_scores=importance_scores
+        )
+
+
+class RandomBlockStructured(_nm.BlockMethod):
+    """Prunes ``amount`` random unpruned blocks (torch's generator: one ``torch.rand`` draw
+    per block, the lowest pruned; or a JAX ``key``, which gives jaxprune's mask of the Flax
+    twin)."""
+
+    RANDOM = True
+
+    def __init__(self, amount, block_shape, key=None):
+        self.block_shape = _nm.check_blocks(amount, block_shape)
+        self.amount = amount
+        self.key = None if key is None else _engine().key_data(key)
+
+    @classmethod
+    def apply(cls, module, name, amount, block_shape, key=None):  # type: ignore[override]
+        return _apply(cls, module, name, amount, block_shape, key=key)
+
+
 #: Our class of each method, by the name of the jaxprune method it mirrors (one registry
 #: for both packages: :func:`jaxprune._kernel.method` says what the method is).
 _CLASSES = {
@@ -454,6 +492,22 @@ def random_nm(module, name, n, m, dim=1, key=None):
     """Keep ``n`` random entries of every ``m`` consecutive ones of ``module.<name>`` along
     ``dim``; returns ``module``."""
     RandomNM.apply(module, name, n, m, dim=dim, key=key)
+    return module
+
+
+def block_structured(module, name, amount, block_shape, n=1, importance_scores=None):
+    """Prune the ``amount`` unpruned ``block_shape`` blocks of ``module.<name>`` of smallest
+    L``n`` norm; returns ``module``."""
+    BlockStructured.apply(
+        module, name, amount, block_shape, n=n, importance_scores=importance_scores
+    )
+    return module
+
+
+def random_block_structured(module, name, amount, block_shape, key=None):
+    """Prune ``amount`` random unpruned ``block_shape`` blocks of ``module.<name>``; returns
+    ``module``."""
+    RandomBlockStructured.apply(module, name, amount, block_shape, key=key)
     return module
 
 
