@@ -16,6 +16,7 @@ grid, is pruned first), so the counts, the rounding and the errors are the libra
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from typing import Any
@@ -96,6 +97,17 @@ def expand(kept: Array, shape: tuple[int, ...], block_shape: tuple[int, int]) ->
     return full[..., : shape[-2], : shape[-1]]
 
 
+class _in_blocks(contextlib.AbstractContextManager):
+    """Count errors in blocks: the selection runs over one score per block, and its
+    messages would speak of the entries of the block grid."""
+
+    def __exit__(self, kind, err, tb):
+        if kind is ValueError and "entries of a tensor of shape" in str(err):
+            text = str(err).replace("entries of a tensor of shape", "blocks, a grid of shape")
+            raise ValueError(text) from None
+        return False
+
+
 def _finish(kept_b, prior, shape, block_shape) -> Array:
     mask = expand(kept_b, shape, block_shape)
     return mask if prior is None else mask & jnp.broadcast_to(prior, shape)
@@ -143,7 +155,8 @@ def block_structured(
     prior = _checks.as_mask(default_mask, x.shape, "default_mask")
     norms = block_norms(x if scores is None else scores, block_shape, n)
     alive = alive_blocks(prior, x.shape, block_shape)
-    kept = _unstructured.l1_unstructured(norms, amount, default_mask=alive)
+    with _in_blocks():
+        kept = _unstructured.l1_unstructured(norms, amount, default_mask=alive)
     return _finish(kept, prior, x.shape, block_shape)
 
 
@@ -172,9 +185,10 @@ def random_block_structured(
     rows, cols = block_shape
     grid = x.shape[:-2] + (-(-x.shape[-2] // rows), -(-x.shape[-1] // cols))
     alive = alive_blocks(prior, x.shape, block_shape)
-    kept = _unstructured.random_unstructured(
-        key, jnp.zeros(grid, jnp.float32), amount, default_mask=alive
-    )
+    with _in_blocks():
+        kept = _unstructured.random_unstructured(
+            key, jnp.zeros(grid, jnp.float32), amount, default_mask=alive
+        )
     return _finish(kept, prior, x.shape, block_shape)
 
 
