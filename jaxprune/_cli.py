@@ -201,7 +201,8 @@ def _nm_args(args, in_fmt: str) -> dict:
 def _report(args) -> None:
     from . import _io, _report
 
-    rows = _report.report(_io.load(args.checkpoint))
+    fmt = _io.format_of(args.checkpoint, must_exist=True)
+    rows = _report.report(_io.load(args.checkpoint), nm_dim=INPUT_AXIS[fmt])
     if args.json:
         print(json.dumps([row._asdict() for row in rows], indent=2))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -28,13 +29,32 @@ class LeafReport(NamedTuple):
     zeros: int  #: entries that are zero after masking
     sparsity: float  #: ``zeros / size``
     channels: tuple[int, int, int] | None  #: ``(dim, kept, total)`` for a structured mask
+    #: ``(n, m, dim)``: at most ``n`` nonzero entries in every ``m`` consecutive ones along
+    #: ``dim`` (the sparsest such pattern for m in 2, 4, 8, 16; None if none is below 1)
+    nm: tuple[int, int, int] | None = None
 
 
-@jax.jit
-def _stats(leaves, masks):
+#: The group sizes the report tries for N:M structure.
+NM_GROUPS = (2, 4, 8, 16)
+
+
+@functools.partial(jax.jit, static_argnames="nm_dim")
+def _stats(leaves, masks, *, nm_dim):
     out = []
     for x, m in zip(leaves, masks):
         zero = x == 0 if m is None else (x == 0) | ~m
+        most = None  # per group size, the most nonzero entries in one group (-1: no tiling)
+        if x.ndim >= 2 and x.size:
+            d = nm_dim % x.ndim
+            nonzero = jnp.moveaxis(~zero, d, -1)
+            most = jnp.stack(
+                [
+                    jnp.max(jnp.sum(nonzero.reshape(*nonzero.shape[:-1], -1, g), axis=-1))
+                    if x.shape[d] % g == 0
+                    else jnp.int32(-1)
+                    for g in NM_GROUPS
+                ]
+            ).astype(jnp.int32)
         kept_channels = None
         if m is not None and m.ndim == x.ndim and 0 < m.ndim:
             kept_channels = jnp.sum(m, dtype=jnp.uint32)
@@ -47,8 +67,19 @@ def _stats(leaves, masks):
                     for d in range(x.ndim)
                 ]
             ).astype(jnp.uint32)
-        out.append((jnp.sum(zero, dtype=jnp.uint32), kept_channels))
+        out.append((jnp.sum(zero, dtype=jnp.uint32), kept_channels, most))
     return out
+
+
+def _nm(most: Any, dim: int) -> tuple[int, int, int] | None:
+    """The sparsest N:M pattern the group maxima show (the smallest m among equals)."""
+    if most is None:
+        return None
+    found = [(int(n) / g, g, int(n)) for n, g in zip(most, NM_GROUPS) if 0 < int(n) < g]
+    if not found:
+        return None
+    _, g, n = min(found)
+    return (n, g, dim)
 
 
 def _dead_axis(kept: Any, shape: tuple[int, ...]) -> int | None:
@@ -70,13 +101,18 @@ def _channel_axis(mshape: tuple[int, ...], shape: tuple[int, ...]) -> int | None
     return None
 
 
-def report(params: PyTree, masks: PyTree | None = None, *, where: Where = None) -> list[LeafReport]:
+def report(
+    params: PyTree, masks: PyTree | None = None, *, where: Where = None, nm_dim: int = -2
+) -> list[LeafReport]:
     """Summarise the array leaves of ``params`` (masks applied when given).
 
     ``channels`` is ``(dim, kept, total)`` for a leaf whose mask is structured (keepdims);
     without masks, for a leaf of 2+ dims with all-zero channels, read from its values (the
-    axis with the most of them). ``where`` selects the leaves as in :func:`jaxprune.prune`;
-    None reports every array leaf.
+    axis with the most of them). ``nm`` is ``(n, m, dim)`` for a leaf of 2+ dims with at
+    most ``n`` nonzero entries in every group of ``m`` along ``nm_dim`` (the input axis of
+    Flax kernels by default; 1 for torch's layout), the sparsest such pattern for ``m`` in
+    2, 4, 8 and 16 (:func:`jaxprune.is_nm` checks one). ``where`` selects the leaves as in
+    :func:`jaxprune.prune`; None reports every array leaf.
 
     Example:
         >>> import jax.numpy as jnp, jaxprune as jp
@@ -85,9 +121,9 @@ def report(params: PyTree, masks: PyTree | None = None, *, where: Where = None) 
         (0.25, (1, 3, 4))
     """
     paths, leaves, mlist, idx = _tree.selected_leaves(params, masks, where)
-    stats = jax.device_get(_stats([leaves[i] for i in idx], [mlist[i] for i in idx]))
+    stats = jax.device_get(_stats([leaves[i] for i in idx], [mlist[i] for i in idx], nm_dim=nm_dim))
     rows = []
-    for i, (zeros, kept) in zip(idx, stats):
+    for i, (zeros, kept, most) in zip(idx, stats):
         leaf, m = leaves[i], mlist[i]
         shape = tuple(leaf.shape)
         if m is None:
@@ -106,6 +142,7 @@ def report(params: PyTree, masks: PyTree | None = None, *, where: Where = None) 
                 zeros=int(zeros),
                 sparsity=int(zeros) / size if size else 0.0,
                 channels=channels,
+                nm=_nm(most, nm_dim % len(shape) if len(shape) >= 2 else nm_dim),
             )
         )
     return rows
@@ -127,6 +164,7 @@ def format_report(rows: list[LeafReport]) -> str:
             r.zeros,
             r.sparsity,
             "" if r.channels is None else f"{r.channels[1]}/{r.channels[2]} (dim {r.channels[0]})",
+            "" if r.nm is None else f"{r.nm[0]}:{r.nm[1]} (dim {r.nm[2]})",
         )
         for r in rows
     ]
@@ -134,13 +172,16 @@ def format_report(rows: list[LeafReport]) -> str:
     pw = max([len("path"), len("total")] + [len(c[0]) for c in cells])
     sw = max([len("shape")] + [len(c[1]) for c in cells])
     nw = max([10] + [len(str(c[2])) for c in cells])
+    cw = max([len("channels")] + [len(c[5]) for c in cells])
     header = (
-        f"{'path':<{pw}} {'shape':<{sw}} {'size':>{nw}} {'zeros':>{nw}} {'sparsity':>8}  channels"
+        f"{'path':<{pw}} {'shape':<{sw}} {'size':>{nw}} {'zeros':>{nw}} {'sparsity':>8}  "
+        f"{'channels':<{cw}}  N:M"
     )
     lines = [header, "-" * len(header)]
-    for path, shape, size, zeros, sparsity, ch in cells:
+    for path, shape, size, zeros, sparsity, ch, nm in cells:
         lines.append(
-            f"{path:<{pw}} {shape:<{sw}} {size:>{nw}} {zeros:>{nw}} {100 * sparsity:>7.1f}%  {ch}"
+            f"{path:<{pw}} {shape:<{sw}} {size:>{nw}} {zeros:>{nw}} {100 * sparsity:>7.1f}%  "
+            f"{ch:<{cw}}  {nm}".rstrip()
         )
     size = sum(r.size for r in rows)
     zeros = sum(r.zeros for r in rows)

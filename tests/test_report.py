@@ -51,3 +51,33 @@ def test_long_paths_keep_the_columns_aligned():
     ends = {len(line.split("%")[0]) for line in lines if "%" in line}
     assert len(ends) == 1 and lines[2].startswith("b ")
     assert lines[0].index("shape") == len("encoder/layer_11/attention/self/query/kernel") + 1
+
+
+def test_the_nm_column_finds_the_sparsest_pattern_along_the_input_axis():
+    import jax
+
+    w = jax.random.normal(jax.random.key(0), (16, 6))  # (in, out)
+    params = {"dense": w, "odd": jnp.ones((10, 3)), "bias": jnp.ones(6)}
+    masks = {"dense": jp.nm_unstructured(w, 2, 4), "odd": True, "bias": True}
+    by = {r.path: r for r in jp.report(params, masks)}
+    assert by["dense"].nm == (2, 4, 0) and by["odd"].nm is None and by["bias"].nm is None
+    one_of_four = jp.apply_mask(w, jp.nm_unstructured(w, 1, 4))
+    assert jp.report({"w": one_of_four})[0].nm == (1, 4, 0)  # read from the values
+    assert jp.report({"w": w})[0].nm is None  # dense: no pattern below 1
+    torch_layout = {"w": one_of_four.T}  # (out, in): the groups run along axis 1
+    assert jp.report(torch_layout, nm_dim=1)[0].nm == (1, 4, 1)
+    assert jp.report(torch_layout)[0].nm is None
+    assert "1:4 (dim 0)" in jp.format_report(jp.report({"w": one_of_four}))
+
+
+def test_the_cli_report_reads_n_m_in_the_file_layout(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from jaxprune import _cli
+
+    w = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)  # (out, in)
+    w.reshape(6, 2, 4)[:, :, :2] = 0.0  # 2 of every 4 inputs
+    torch.save({"fc.weight": torch.from_numpy(w)}, tmp_path / "w.pt")
+    assert _cli.main(["report", str(tmp_path / "w.pt")]) == 0
+    assert "2:4 (dim 1)" in capsys.readouterr().out
