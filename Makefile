@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks --json benchmarks/results.json --plot benchmarks/scaling.png
 	$(BIN)/python -m benchmarks.keep_pruned_overhead
 	$(BIN)/python -m benchmarks.gpt2_torch_compat
+	$(BIN)/python -m benchmarks.nm_blocks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,10 +17,12 @@ grid, is pruned first), so the counts, the rounding and the errors are the libra
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from . import _checks, _registry, _unstructured
@@ -69,6 +71,7 @@ def _padded_blocks(x: Array, rows: int, cols: int) -> Array:
     return x.reshape(lead + ((r + pr) // rows, rows, (c + pc) // cols, cols))
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def block_norms(x: Array, block_shape: tuple[int, int], n: float) -> Array:
     """The L``n`` norm of each block's real entries: ``(..., R, C)``, float32 at least."""
     dtype = (
@@ -86,6 +89,11 @@ def alive_blocks(prior: Array | None, shape: tuple[int, ...], block_shape) -> Ar
     """Blocks with an unpruned entry, ``(..., R, C)``; None without a prior."""
     if prior is None:
         return None
+    return _alive_blocks(prior, shape, block_shape)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _alive_blocks(prior: Array, shape: tuple[int, ...], block_shape) -> Array:
     full = jnp.broadcast_to(prior, shape)
     return jnp.any(_padded_blocks(full, *block_shape), axis=(-3, -1))
 
@@ -108,6 +116,7 @@ class _in_blocks(contextlib.AbstractContextManager):
         return False
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
 def _finish(kept_b, prior, shape, block_shape) -> Array:
     mask = expand(kept_b, shape, block_shape)
     return mask if prior is None else mask & jnp.broadcast_to(prior, shape)
