@@ -30,16 +30,25 @@ from ._typing import Amount, Array, ArrayLike, PRNGKey
 
 
 def check_block_shape(block_shape: Any, shape: tuple[int, ...]) -> tuple[int, int]:
-    """Validate ``block_shape`` against a tensor's shape.
+    """Validate ``block_shape`` against a tensor's shape (:func:`block_shape_pair`).
 
     Raises:
-        TypeError: not a pair of ints.
-        ValueError: a tensor of fewer than two dimensions, or a block size below 1.
+        ValueError: a tensor of fewer than two dimensions.
     """
     if len(shape) < 2:
         raise ValueError(
             f"block pruning needs a tensor of at least two dimensions; got shape {shape}."
         )
+    return block_shape_pair(block_shape)
+
+
+def block_shape_pair(block_shape: Any) -> tuple[int, int]:
+    """Validate ``block_shape`` on its own: a pair of ints, each at least 1.
+
+    Raises:
+        TypeError: not a pair of ints.
+        ValueError: a block size below 1.
+    """
     if (
         not isinstance(block_shape, (tuple, list))
         or len(block_shape) != 2

@@ -23,14 +23,12 @@ import torch.nn.utils.prune as _torch_prune
 
 
 def check_nm(n: Any, m: Any, dim: Any) -> None:
-    """torch_compat's checks of ``n``, ``m`` and ``dim`` at construction (without JAX)."""
-    for name, v in (("n", n), ("m", m), ("dim", dim)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be an int; got {v!r}.")
-    if m < 1:
-        raise ValueError(f"m={m} must be at least 1 (the size of a group).")
-    if not 0 <= n <= m:
-        raise ValueError(f"n={n} must be between 0 and m={m} (the entries kept per group).")
+    """The checks of ``n``, ``m`` (jaxprune's) and ``dim`` at construction."""
+    from jaxprune import _kernel
+
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an int; got {dim!r}.")
+    _kernel.check_nm(n, m)
 
 
 def _flax_order(ndim: int, dim: int) -> tuple[int, ...] | None:
@@ -96,17 +94,11 @@ class GroupMethod(_torch_prune.BasePruningMethod):
 
 
 def check_blocks(amount: Any, block_shape: Any) -> tuple[int, int]:
-    """torch_compat's checks of a block method's ``amount`` and ``block_shape``."""
+    """The checks of a block method's ``amount`` (torch's) and ``block_shape`` (jaxprune's)."""
+    from jaxprune import _kernel
+
     _torch_prune._validate_pruning_amount_init(amount)
-    if (
-        not isinstance(block_shape, (tuple, list))
-        or len(block_shape) != 2
-        or any(isinstance(b, bool) or not isinstance(b, numbers.Integral) for b in block_shape)
-    ):
-        raise TypeError(f"block_shape must be a pair of ints (rows, cols); got {block_shape!r}.")
-    if min(block_shape) < 1:
-        raise ValueError(f"block_shape={block_shape!r}: each size must be at least 1.")
-    return int(block_shape[0]), int(block_shape[1])
+    return _kernel.block_shape_pair(block_shape)
 
 
 def kept_blocks(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
