@@ -42,7 +42,7 @@ def _flax_order(ndim: int, dim: int) -> tuple[int, ...] | None:
 def kept(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
     """The entries ``method`` keeps (a torch bool tensor like ``t``), among those whose mask
     value is 1; the selection runs in JAX."""
-    from jaxprune import _kernel
+    import jaxprune as jp
 
     from . import _masks  # configures JAX on first use
     from ._bridge import to_jax, to_torch
@@ -63,26 +63,29 @@ def kept(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tens
     if order is not None:
         t, alive, dim = t.permute(order), alive.permute(order), -2
     key = getattr(method, "key", None)
-    nm = _kernel.method("nm_unstructured").function
-    if not getattr(method, "RANDOM", False):
-        mask = nm(to_jax(t), method.n, method.m, dim, default_mask=to_jax(alive))
+    if not method.RANDOM:
+        mask = jp.nm_unstructured(to_jax(t), method.n, method.m, dim, default_mask=to_jax(alive))
     elif key is not None:
-        random_nm = _kernel.method("random_nm").function
-        mask = random_nm(_masks.as_key(key), to_jax(t), method.n, method.m, dim,
-                         default_mask=to_jax(alive))  # fmt: skip
+        mask = jp.random_nm(_masks.as_key(key), to_jax(t), method.n, method.m, dim,
+                            default_mask=to_jax(alive))  # fmt: skip
     else:  # torch's generator: one draw per entry, the n highest kept per group
         draws = torch.rand(t.shape, device=t.device)
-        mask = nm(to_jax(t), method.n, method.m, dim, default_mask=to_jax(alive),
-                  importance_scores=to_jax(draws))  # fmt: skip
-    out = to_torch(mask, t, torch.bool)
+        mask = jp.nm_unstructured(to_jax(t), method.n, method.m, dim,
+                                  default_mask=to_jax(alive),
+                                  importance_scores=to_jax(draws))  # fmt: skip
+    return _to_torch_layout(to_torch(mask, t, torch.bool), order)
+
+
+def _to_torch_layout(mask: torch.Tensor, order: tuple[int, ...] | None) -> torch.Tensor:
+    """A mask made in Flax's layout (``order``, as :func:`_flax_order` gave it) in torch's."""
     if order is not None:
-        inverse = sorted(range(len(order)), key=order.__getitem__)
-        out = out.permute(inverse)
-    return out.contiguous()
+        mask = mask.permute(sorted(range(len(order)), key=order.__getitem__))
+    return mask.contiguous()
 
 
-class GroupMethod(_torch_prune.BasePruningMethod):
-    """The N:M methods' ``compute_mask``: the mask in force times the entries kept."""
+class _InFlaxLayout(_torch_prune.BasePruningMethod):
+    """``compute_mask`` of the methods beyond torch's list: the mask in force times the
+    entries kept (``_kept``, selected in JAX on the Flax twin's layout)."""
 
     PRUNING_TYPE = "global"
     RANDOM = False
@@ -90,7 +93,14 @@ class GroupMethod(_torch_prune.BasePruningMethod):
     def compute_mask(self, t, default_mask):
         if t.device.type == "meta":  # no values to select from: the shape only
             return default_mask.clone(memory_format=torch.contiguous_format)
-        return default_mask * kept(self, t, default_mask)
+        return default_mask * self._kept(t, default_mask)
+
+
+class GroupMethod(_InFlaxLayout):
+    """The N:M methods."""
+
+    def _kept(self, t, default_mask):
+        return kept(self, t, default_mask)
 
 
 def check_blocks(amount: Any, block_shape: Any) -> tuple[int, int]:
@@ -119,7 +129,7 @@ def kept_blocks(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> tor
     prior = default_mask != 0  # a block is unpruned while any of its entries is
     flax, alive, block = t.permute(order), prior.permute(order), (cols, rows)
     key = getattr(method, "key", None)
-    if not getattr(method, "RANDOM", False):
+    if not method.RANDOM:
         mask = jp.block_structured(to_jax(flax), method.amount, block, method.n,
                                    default_mask=to_jax(alive))  # fmt: skip
     elif key is not None:
@@ -135,18 +145,11 @@ def kept_blocks(method: Any, t: torch.Tensor, default_mask: torch.Tensor) -> tor
         mask = jp.block_structured(to_jax(flax), method.amount, block, float("inf"),
                                    default_mask=to_jax(alive),
                                    importance_scores=to_jax(full))  # fmt: skip
-    out = to_torch(mask, t, torch.bool)
-    inverse = sorted(range(len(order)), key=order.__getitem__)
-    return out.permute(inverse).contiguous()
+    return _to_torch_layout(to_torch(mask, t, torch.bool), order)
 
 
-class BlockMethod(_torch_prune.BasePruningMethod):
-    """The block methods' ``compute_mask``: the mask in force times the entries kept."""
+class BlockMethod(_InFlaxLayout):
+    """The block methods."""
 
-    PRUNING_TYPE = "global"
-    RANDOM = False
-
-    def compute_mask(self, t, default_mask):
-        if t.device.type == "meta":
-            return default_mask.clone(memory_format=torch.contiguous_format)
-        return default_mask * kept_blocks(self, t, default_mask)
+    def _kept(self, t, default_mask):
+        return kept_blocks(self, t, default_mask)
