@@ -110,6 +110,15 @@ def device_table(amount: int | float, max_units: int) -> Array:
     return jax.device_put(count_table(amount, max_units))  # no program to compile
 
 
+def count_to_reach(sparsity: Array, units: int, n_alive: Array) -> Array:
+    """How many units to prune now, inside a program, so that ``round(sparsity * units)``
+    of the ``units`` are pruned in all (a gradual schedule's step): never fewer than none,
+    never more than are unpruned (``n_alive``)."""
+    target = jnp.round(sparsity * units).astype(jnp.int32)
+    n_alive = n_alive.astype(jnp.int32)
+    return jnp.clip(target - (units - n_alive), 0, n_alive).astype(jnp.uint32)
+
+
 def traced_count(amount: Amount, n_alive: Array, max_units: int) -> Array:
     """The count to prune, computed inside a program from a traced number of unpruned units.
 

@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _checks, _registry, _unstructured
+from . import _amount, _checks, _methods, _registry, _unstructured
 from ._typing import Amount, Array, ArrayLike, PRNGKey
 
 
@@ -210,6 +210,33 @@ def random_block_structured(
     return _finish(kept, prior, x.shape, block_shape)
 
 
+def scheduled_blocks(
+    key: PRNGKey | None,
+    x: Array,
+    prior: Array | None,
+    sparsity: Array,
+    *,
+    block_shape: tuple[int, int],
+    n: float = 1,
+) -> Array:
+    """One step of a gradual block schedule (:attr:`jaxprune._registry.Method.scheduled`):
+    prune, among the unpruned blocks, just enough for ``round(sparsity * blocks)`` of the
+    leaf's blocks to be pruned in all; smallest L``n`` norm first, or at random when ``key``
+    is given (the selection of :func:`block_structured` with a traced count)."""
+    block_shape = check_block_shape(block_shape, tuple(x.shape))
+    rows, cols = block_shape
+    grid = tuple(x.shape[:-2]) + (-(-x.shape[-2] // rows), -(-x.shape[-1] // cols))
+    if key is None:
+        method, scores = _unstructured.L1_UNSTRUCTURED, block_norms(x, block_shape, _check_norm(n))
+    else:
+        method, scores = _unstructured.RANDOM_UNSTRUCTURED, None
+    spec = _methods.plan(method, grid)
+    alive = alive_blocks(prior, tuple(x.shape), block_shape)
+    k = _amount.count_to_reach(sparsity, spec.units, _methods.n_alive(spec, alive))
+    kept = _methods.compute(spec, _amount.EXACT, key, scores, alive, k)
+    return _finish(kept, prior, tuple(x.shape), block_shape)
+
+
 BLOCK_STRUCTURED = _registry.register(
     _registry.Method(
         "block_structured",
@@ -217,6 +244,7 @@ BLOCK_STRUCTURED = _registry.register(
         options=("amount", "block_shape"),
         defaults=(("n", 1),),
         grouped=True,
+        scheduled=scheduled_blocks,
         function=block_structured,
     )
 )
@@ -229,6 +257,7 @@ RANDOM_BLOCK_STRUCTURED = _registry.register(
         importance=False,
         reads_values=False,
         grouped=True,
+        scheduled=scheduled_blocks,
         function=random_block_structured,
     )
 )

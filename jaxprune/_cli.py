@@ -91,9 +91,24 @@ def _parser() -> argparse.ArgumentParser:
         "torch's layout, -2 for Flax's",
     )
     prune.add_argument(
-        "--n", type=_norm, default=2.0, help="the norm of ln_structured; N:M: entries kept"
+        "--n",
+        type=_norm,
+        default=None,
+        help="the norm of ln_structured (default 2) and block_structured (default 1); N:M: "
+        "the entries kept of every --m (required)",
     )
     prune.add_argument("--m", type=int, default=None, help="N:M methods: the group size")
+    prune.add_argument(
+        "--block-shape",
+        type=int,
+        nargs=2,
+        metavar=("ROWS", "COLS"),
+        default=None,
+        help="block methods: a block of the file's layout, ROWS of the output axis by COLS of "
+        "the input axis for torch files and .safetensors (out, in), ROWS of the input axis by "
+        "COLS of the output axis for .npz and orbax (in, out); conv weights are pruned in "
+        "such blocks for each kernel position",
+    )
     prune.add_argument(
         "--where",
         default=None,
@@ -154,7 +169,9 @@ def _prune(args) -> None:
         where = lambda p, leaf: p.startswith("params/") and _paths.is_default(leaf)  # noqa: E731
         print("selected the parameters of a TrainState checkpoint (params/...; --where overrides)")
     key = jax.random.key(args.seed) if method.random else None
-    if method.grouped:
+    if method.grouped and "block_shape" in method.options:
+        masks = _blocks(scores, method, key, where, priors, args, in_fmt)
+    elif method.grouped:
         masks = _tree.prune(
             scores, method, key=key, where=where, masks=priors, **_nm_args(args, in_fmt)
         )
@@ -174,7 +191,7 @@ def _prune(args) -> None:
             default = f", the output channels of {layout} layout" if args.dim is None else ""
             print(f"pruning channels along axis {kwargs['dim']}{default}")
         if "n" in method.options:
-            kwargs["n"] = args.n
+            kwargs["n"] = 2.0 if args.n is None else args.n
         masks = _tree.prune(scores, method, key=key, where=where, masks=priors, **kwargs)
     if reparametrized:
         out = _io.join_torch_pruned(params, masks, reparametrized)
@@ -190,12 +207,63 @@ def _nm_args(args, in_fmt: str) -> dict:
         raise ValueError(f"--method {args.method} keeps --n of every --m: no --amount or --global")
     if args.m is None:
         raise ValueError(f"--method {args.method} needs --m (the group size)")
+    if args.n is None:
+        raise ValueError(f"--method {args.method} needs --n (the entries kept of every --m)")
     if not isinstance(args.n, float) or not args.n.is_integer():
         raise ValueError(f"--n {args.n}: {args.method} keeps an integer number of entries")
     dim = INPUT_AXIS[in_fmt] if args.dim is None else args.dim
     default = ", the input axis of the file's layout" if args.dim is None else ""
     print(f"keeping {int(args.n)} of every {args.m} entries along axis {dim}{default}")
     return {"n": int(args.n), "m": args.m, "dim": dim}
+
+
+def _blocks(scores, method, key, where, priors, args, in_fmt: str):
+    """The masks of a block method. Blocks tile the last two axes of Flax's layout, so a
+    torch-layout file's weights ``(out, in, *kernel)`` are pruned as their Flax twins
+    ``(*kernel, in, out)`` with the block shape reversed, and the masks turned back: a torch
+    checkpoint and its Flax twin lose the same blocks (as torch_compat's classes do)."""
+    import numpy as np
+
+    if args.block_shape is None:
+        raise ValueError(f"--method {args.method} needs --block-shape ROWS COLS")
+    if args.amount is None:
+        raise ValueError(f"--method {args.method} needs --amount (blocks, or a fraction)")
+    if args.global_ or args.dim is not None or args.m is not None:
+        raise ValueError(f"--method {args.method} takes no --global, --dim or --m")
+    kwargs = {"amount": args.amount, "block_shape": tuple(args.block_shape)}
+    if "n" in dict(method.defaults):
+        kwargs["n"] = 1.0 if args.n is None else args.n
+    elif args.n is not None:
+        raise ValueError(f"--method {args.method} takes no --n")
+    rows, cols = args.block_shape
+    if rows < 1 or cols < 1:
+        raise ValueError(f"--block-shape {rows} {cols}: each size must be at least 1")
+    if OUTPUT_AXIS[in_fmt] != 0:
+        print(f"pruning blocks of {rows} x {cols} of the last two axes, Flax's (..., in, out)")
+        return _tree.prune(scores, method, key=key, where=where, masks=priors, **kwargs)
+    print(f"pruning blocks of {rows} x {cols} of torch's (out, in) matrix (per kernel position)")
+
+    def to_flax(a):
+        a = np.asarray(a)
+        return a.transpose(tuple(range(2, a.ndim)) + (1, 0)) if a.ndim >= 2 else a
+
+    def to_torch(mask, like):
+        mask, nd = np.asarray(mask), np.ndim(like)
+        if nd < 2 or mask.ndim != nd:  # an unselected leaf's True, a 1-D leaf's mask
+            return mask
+        return mask.transpose((nd - 1, nd - 2) + tuple(range(nd - 2)))
+
+    kwargs["block_shape"] = (cols, rows)
+    flax_priors = None if priors is None else {p: to_flax(m) for p, m in priors.items()}
+    masks = _tree.prune(
+        {p: to_flax(a) for p, a in scores.items()},
+        method,
+        key=key,
+        where=where,
+        masks=flax_priors,
+        **kwargs,
+    )
+    return {p: to_torch(masks[p], scores[p]) for p in scores}
 
 
 def _report(args) -> None:

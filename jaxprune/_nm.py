@@ -88,8 +88,9 @@ def keep_top_n(keys: Array, alive: Array, n: int) -> Array:
     return alive & (rank < n)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _nm_mask(keys: Array, prior: Array | None, n: int, m: int, d: int) -> Array:
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _nm_mask(keys: Array, prior: Array | None, n: int | Array, m: int, d: int) -> Array:
+    # n is traced: one program serves every n of a shape, and a schedule's ramp of n.
     alive = jnp.ones(keys.shape, bool) if prior is None else jnp.broadcast_to(prior, keys.shape)
     kept = keep_top_n(_groups(keys, d, m), _groups(alive, d, m), n)
     return _ungroup(kept, d)
@@ -175,6 +176,40 @@ def random_nm(
     return _nm_mask(_select.random_keys(key, x.shape), prior, n, m, d)
 
 
+def kept_per_group(n: int, m: int, sparsity: ArrayLike) -> Array:
+    """Entries each group keeps at ``sparsity`` under a gradual schedule (traced): ``m -
+    round(sparsity * m)``, never fewer than ``n``, so that a schedule ending at ``1 - n/m``
+    (0.5 for 2:4) ends at exactly ``n:m``.
+
+    Example:
+        >>> import jaxprune._nm as nm
+        >>> [int(nm.kept_per_group(2, 4, s)) for s in (0.0, 0.25, 0.5, 0.9)]
+        [4, 3, 2, 2]
+    """
+    pruned = jnp.round(jnp.asarray(sparsity, jnp.float32) * m).astype(jnp.int32)
+    return jnp.clip(m - pruned, n, m)
+
+
+def scheduled_nm(
+    key: PRNGKey | None,
+    x: Array,
+    prior: Array | None,
+    sparsity: Array,
+    *,
+    n: int,
+    m: int,
+    dim: int = -2,
+) -> Array:
+    """One step of a gradual N:M schedule (:attr:`jaxprune._registry.Method.scheduled`): a
+    ramp of ``n``. Every group keeps its :func:`kept_per_group` alive entries of largest
+    magnitude (random draws when ``key`` is given); entries pruned before stay pruned, so
+    a group never holds more than that many survivors."""
+    n, m = check_nm(n, m)
+    d = _check_axis(tuple(x.shape), dim, m)
+    keys = _magnitude_keys(x) if key is None else _select.random_keys(key, x.shape)
+    return _nm_mask(keys, prior, kept_per_group(n, m, sparsity), m, d)
+
+
 def is_nm(x_or_params: Any, n: int, m: int, dim: int = -2) -> Any:
     """Whether a tensor has N:M structure: at most ``n`` nonzero entries in every group of
     ``m`` consecutive entries along ``dim``.
@@ -224,6 +259,7 @@ NM_UNSTRUCTURED = _registry.register(
         options=("n", "m"),
         defaults=(("dim", -2),),
         grouped=True,
+        scheduled=scheduled_nm,
         function=nm_unstructured,
     )
 )
@@ -237,6 +273,7 @@ RANDOM_NM = _registry.register(
         importance=False,
         reads_values=False,
         grouped=True,
+        scheduled=scheduled_nm,
         function=random_nm,
     )
 )

@@ -196,15 +196,24 @@ def gradual_pruning(
     Args:
         inner: the optax optimizer to wrap.
         method: ``"random_unstructured"``, ``"l1_unstructured"``, ``"random_structured"``,
-            ``"ln_structured"``, a method added with :func:`jaxprune.register_method`, or
-            the function itself. Scores are the current params.
+            ``"ln_structured"``, the N:M methods (``"nm_unstructured"``, ``"random_nm"``),
+            the block methods (``"block_structured"``, ``"random_block_structured"``), a
+            method added with :func:`jaxprune.register_method`, or the function itself.
+            Scores are the current params.
         schedule: step -> total sparsity of each selected leaf (units of the method: entries,
-            or channels along ``dim``), e.g. :func:`polynomial_schedule`.
+            channels along ``dim``, or blocks), e.g. :func:`polynomial_schedule`. For the
+            N:M methods it ramps ``n``: at sparsity ``s`` every group of ``m`` keeps
+            ``m - round(s * m)`` entries, never fewer than ``n``, so a schedule ending at
+            ``1 - n / m`` (0.5 for 2:4) ends at exactly ``n:m`` (4:4, 3:4, then 2:4 on the
+            way). Every layer moves together, which keeps each step a valid N:M structure of
+            the same ``m``; converting a growing fraction of the layers instead would leave
+            layers dense until their turn.
         key: base key for the random methods; step ``t`` uses ``fold_in(key, t)``, then each
             leaf folds in its path hash.
         where: leaf selection, as in :func:`jaxprune.prune`.
         **method_kwargs: ``dim`` for the structured methods, ``n`` for ``ln_structured``,
-            and a registered method's own (static) keyword arguments.
+            ``n``, ``m`` (and ``dim``) for N:M, ``block_shape`` (and ``n``) for blocks, and a
+            registered method's own (static) keyword arguments; never ``amount``.
 
     Returns:
         An ``optax.GradientTransformation`` with state :class:`GradualPruningState`; read its
@@ -226,23 +235,26 @@ def gradual_pruning(
 
     method = _registry.get(method)
     name = method.name
-    if method.grouped:
+    if method.grouped and method.scheduled is None:
         raise ValueError(
-            f"gradual_pruning cannot use method={name!r}: it schedules methods that select "
-            "units by count over a tensor, and this one prunes by groups or blocks; prune "
-            "with jp.prune and train with jp.keep_pruned."
+            f"gradual_pruning cannot use method={name!r}: it has no schedule (a grouped "
+            "method schedules through Method.scheduled); prune with jp.prune and train with "
+            "jp.keep_pruned."
         )
-    if not method.selects:
+    if not (method.selects or method.grouped):
         raise ValueError(f"gradual_pruning cannot use method={name!r}: it selects nothing.")
-    _, optional = method.keywords()
-    allowed = set(method.options) | (set(optional) - {"importance_scores"})
+    required, optional = method.keywords()
+    required = tuple(k for k in required if k != "amount")  # the schedule gives it
+    allowed = set(required) | (set(optional) - {"importance_scores"})
     for k in method_kwargs:
         if k not in allowed and not (method.any_options and k != "importance_scores"):
             raise TypeError(f"gradual_pruning with {name} got an unexpected argument {k!r}.")
-    for k in method.options:
+    for k in required:
         if k not in method_kwargs:
             raise TypeError(f"gradual_pruning with {name} needs the keyword argument {k!r}.")
     if method.random:
+        if key is None:
+            raise TypeError(f"gradual_pruning with {name} needs key=: pass a jax.random.key.")
         key = _keys.as_key(key)
     elif key is not None:
         raise TypeError(f"{name} is not random and takes no key.")
@@ -259,7 +271,10 @@ def gradual_pruning(
                 specs.append(None)
                 continue
             with _paths.PathError(path):
-                specs.append(_methods.plan(method, tuple(leaf.shape), **method_kwargs))
+                if method.grouped:
+                    specs.append(_check_scheduled(method, leaf, method_kwargs))
+                else:
+                    specs.append(_methods.plan(method, tuple(leaf.shape), **method_kwargs))
         return paths, specs
 
     def init(params):
@@ -267,7 +282,7 @@ def gradual_pruning(
         treedef = jax.tree_util.tree_structure(params)
         masks = jax.tree_util.tree_unflatten(
             treedef,
-            [jnp.ones(() if s is None else _methods.mask_shape(s), bool) for s in specs],
+            [jnp.ones(_start_shape(s), bool) for s in specs],
         )
         data = jnp.zeros(2, jnp.uint32) if key is None else jax.random.key_data(key)
         return GradualPruningState(
@@ -286,11 +301,12 @@ def gradual_pruning(
             if spec is None:
                 out.append(prior)
                 continue
-            alive = _methods.alive_units(spec, prior)
-            n_alive = jnp.sum(alive, dtype=jnp.int32)
-            target = jnp.round(sparsity * spec.units).astype(jnp.int32)
-            k = jnp.clip(target - (spec.units - n_alive), 0, n_alive).astype(jnp.uint32)
             leaf_key = None if step_key is None else _keys.leaf_key(step_key, path)
+            if method.grouped:
+                out.append(method.scheduled(leaf_key, leaf, prior, sparsity, **method_kwargs))
+                continue
+            alive = _methods.alive_units(spec, prior)
+            k = _amount.count_to_reach(sparsity, spec.units, _methods.n_alive(spec, alive))
             scores = leaf if method.reads_values else None
             out.append(_methods.compute(spec, _amount.EXACT, leaf_key, scores, prior, k))
         return jax.tree_util.tree_unflatten(mdef, out)
@@ -312,6 +328,23 @@ def gradual_pruning(
         )
 
     return optax.GradientTransformation(init, update)
+
+
+def _check_scheduled(method: _registry.Method, leaf: Any, kwargs: dict) -> tuple[int, ...]:
+    """Check a grouped method's options against one leaf, before any work (its schedule
+    traced on the leaf's shape); the leaf's shape is its mask's."""
+    shape = tuple(jnp.shape(leaf))
+    key = jax.random.key(0) if method.random else None
+    x = jax.ShapeDtypeStruct(shape, jnp.result_type(leaf))
+    jax.eval_shape(lambda x, s: method.scheduled(key, x, None, s, **kwargs), x, jnp.float32(0.0))
+    return shape
+
+
+def _start_shape(spec: _methods.Spec | tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape of a leaf's mask before the first pruning step."""
+    if spec is None:
+        return ()
+    return _methods.mask_shape(spec) if isinstance(spec, _methods.Spec) else spec
 
 
 def current_masks(opt_state: Any) -> PyTree:

@@ -57,6 +57,10 @@ class Method:
             its ``options`` and ``defaults`` (an amount among them, or not) and the prior
             mask: N:M sparsity, blocks. The pytree layer calls it per leaf; ``scores`` is
             None, and global selection refuses it.
+        scheduled: for a grouped method, how :func:`jaxprune.gradual_pruning` prunes a leaf
+            to a traced sparsity: ``scheduled(key, x, prior, sparsity, **options)`` gives the
+            mask (``key`` None for a method that is not random; ``options`` without
+            ``amount``). None: the method cannot be scheduled.
         alias: another name ``jp.global_unstructured`` accepts (``"l1"``, ``"random"``).
         builtin: one of torch's methods.
         function: the core function (set when the method is registered).
@@ -75,6 +79,7 @@ class Method:
     reads_values: bool = True
     inputs: tuple[str, ...] = ()
     grouped: bool = False
+    scheduled: Callable[..., Array] | None = None
     alias: str | None = None
     builtin: bool = False
     function: Callable[..., Array] | None = None

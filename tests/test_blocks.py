@@ -147,3 +147,61 @@ def test_the_pytree_layer_and_its_refusals():
         jp.prune(params, "block_structured", amount=0.5)
     with pytest.raises(ValueError, match="not a global method"):
         jp.global_unstructured(params, 0.5, method="block_structured")
+
+
+def test_the_cli_prunes_blocks_in_the_file_layout_and_twins_agree(tmp_path, capsys):
+    import torch
+
+    from jaxprune import _cli
+
+    rng = np.random.default_rng(0)
+    conv = rng.standard_normal((3, 3, 8, 12)).astype(np.float32)  # Flax (kh, kw, in, out)
+    dense = rng.standard_normal((10, 6)).astype(np.float32)  # (in, out): partial blocks
+    np.savez(tmp_path / "w.npz", **{"c/kernel": conv, "d/kernel": dense, "d/bias": np.ones(6)})
+    torch_state = {
+        "c.weight": torch.from_numpy(conv.transpose(3, 2, 0, 1).copy()),
+        "d.weight": torch.from_numpy(dense.T.copy()),
+        "d.bias": torch.ones(6),
+    }
+    torch.save(torch_state, tmp_path / "w.pt")
+    args = ["--method", "block_structured", "--amount", "0.5", "--n", "2"]
+    flax_args = [str(tmp_path / "w.npz"), str(tmp_path / "o.npz"), "--block-shape", "4", "3"]
+    torch_args = [str(tmp_path / "w.pt"), str(tmp_path / "o.pt"), "--block-shape", "3", "4"]
+    assert _cli.main(["prune", *flax_args, *args]) == 0
+    assert _cli.main(["prune", *torch_args, *args]) == 0
+    out = capsys.readouterr().out
+    assert "of the last two axes, Flax's" in out and "of torch's (out, in) matrix" in out
+    f, t = np.load(tmp_path / "o.npz"), torch.load(tmp_path / "o.pt")
+    np.testing.assert_array_equal(
+        f["d/kernel"], np.asarray(jp.apply_mask(dense, jp.block_structured(dense, 0.5, (4, 3), 2)))
+    )
+    np.testing.assert_array_equal(
+        f["c/kernel"], np.asarray(jp.apply_mask(conv, jp.block_structured(conv, 0.5, (4, 3), 2)))
+    )
+    np.testing.assert_array_equal(t["c.weight"].numpy().transpose(2, 3, 1, 0), f["c/kernel"])
+    np.testing.assert_array_equal(t["d.weight"].numpy().T, f["d/kernel"])
+    np.testing.assert_array_equal(t["d.bias"].numpy(), np.ones(6))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "block_structured", "--amount", "0.5"], "needs --block-shape"),
+        (["--method", "block_structured", "--block-shape", "2", "2"], "needs --amount"),
+        (["--method", "block_structured", "--amount", "1", "--block-shape", "0", "2"], "at least"),
+        (
+            ["--method", "random_block_structured", "--amount", "1", "--block-shape", "2", "2"]
+            + ["--n", "2"],
+            "takes no --n",
+        ),
+        (["--method", "block_structured", "--amount", "9", "--block-shape", "4", "4"], "blocks"),
+    ],
+)
+def test_the_cli_refuses_bad_block_arguments_in_one_line(tmp_path, capsys, args, message):
+    from jaxprune import _cli
+
+    np.savez(tmp_path / "w.npz", w=np.ones((8, 4), np.float32))
+    assert _cli.main(["prune", str(tmp_path / "w.npz"), str(tmp_path / "o.npz"), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o.npz").exists()

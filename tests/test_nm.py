@@ -223,8 +223,8 @@ def test_where_n_m_are_refused_clearly():
         jp.prune(params, "random_nm", n=2, m=4)
     with pytest.raises(ValueError, match="not a global method.*jp.prune"):
         jp.global_unstructured(params, 0.5, method="nm_unstructured")
-    with pytest.raises(ValueError, match="prunes by groups or blocks"):
-        jp.gradual_pruning(None, "nm_unstructured", None, n=2, m=4)
+    with pytest.raises(TypeError, match="gradual_pruning with nm_unstructured needs .*'m'"):
+        jp.gradual_pruning(None, "nm_unstructured", None, n=2)
 
 
 def test_nnx_models_and_keep_pruned_take_nm_masks():
@@ -281,7 +281,8 @@ def test_the_cli_prunes_n_of_m_along_the_input_axis_of_the_file_layout(tmp_path,
         (["--method", "nm_unstructured", "--n", "2"], "needs --m"),
         (["--method", "nm_unstructured", "--m", "4", "--amount", "0.5"], "no --amount"),
         (["--method", "nm_unstructured", "--m", "4", "--n", "1.5"], "integer number"),
-        (["--method", "random_nm", "--m", "3"], "multiple of m=3"),
+        (["--method", "random_nm", "--m", "3", "--n", "2"], "multiple of m=3"),
+        (["--method", "nm_unstructured", "--m", "4"], "needs --n"),
         (["--method", "l1_unstructured"], "needs --amount"),
     ],
 )

@@ -170,7 +170,7 @@ def test_gradual_random_uses_step_keys_and_is_deterministic():
 
 
 def test_gradual_pruning_errors():
-    with pytest.raises(TypeError, match="key is required"):
+    with pytest.raises(TypeError, match="random_structured needs key="):
         jp.gradual_pruning(optax.sgd(0.1), "random_structured", jp.constant_schedule(0.5))
     with pytest.raises(TypeError, match="takes no key"):
         jp.gradual_pruning(
