@@ -2,7 +2,8 @@
 
 For amounts 0 to 0.9 it prunes the trained CNN with random_structured, ln_structured (L2) and
 l1_unstructured, measures test accuracy before and after a short fine-tune through
-:func:`jaxprune.keep_pruned`, runs one gradual-pruning fine-tune, shows that the PyTorch twin
+:func:`jaxprune.keep_pruned`, does the same for 2:4 sparsity (``nm_unstructured``, the
+layers with inputs in groups of 4), runs one gradual-pruning fine-tune, shows that the PyTorch twin
 of the CNN pruned through ``torch_compat`` with the same key loses the same channels, and
 writes ``results.json`` and ``accuracy.png`` to an output folder.
 
@@ -25,6 +26,8 @@ import jaxprune as jp
 
 #: The classifier (Dense_1) is left alone: pruning its output channels would delete classes.
 WHERE = r"^(Conv_0|Conv_1|Dense_0)/kernel$"
+#: 2:4 sparsity groups the input axis; Conv_0 has a single input channel (no group of 4).
+NM_WHERE = r"^(Conv_1|Dense_0)/kernel$"
 METHODS = (
     ("random_structured", {"dim": -1}),
     ("ln_structured", {"n": 2, "dim": -1}),
@@ -199,6 +202,29 @@ def run(
                 )
                 progress.advance(task)
 
+        # 2:4 sparsity (sparse tensor cores), one shot, then the same fine-tune.
+        t0 = time.perf_counter()
+        masks = jp.prune(params, "nm_unstructured", n=2, m=4, where=NM_WHERE)
+        pruned = jp.apply_masks(params, masks)
+        before = _accuracy(model, pruned, test)
+        tx = jp.keep_pruned(optax.adam(1e-3), masks)
+        tuned, _ = _epochs(
+            _trainer(model, tx), pruned, tx.init(pruned), train, finetune_epochs, seed + 1
+        )
+        layers = ("Conv_1", "Dense_0")
+        nm = {
+            "method": "nm_unstructured 2:4",
+            "sparsity": jp.sparsity(
+                {k: params[k]["kernel"] for k in ("Conv_0", "Conv_1", "Dense_0")},
+                {k: masks[k]["kernel"] for k in ("Conv_0", "Conv_1", "Dense_0")},
+            ),
+            "is_2_4": all(jp.is_nm(tuned[k]["kernel"], 2, 4) for k in layers),
+            "params_left": _kept(tuned, masks),
+            "accuracy_before_finetune": before,
+            "accuracy_after_finetune": _accuracy(model, tuned, test),
+            "seconds": time.perf_counter() - t0,
+        }
+
         # Gradual pruning to 80% during the fine-tune, instead of one shot before it.
         steps = finetune_epochs * (len(train[1]) // 64)
         schedule = jp.polynomial_schedule(
@@ -237,6 +263,15 @@ def run(
             f"{r['seconds']:.2f}s",
         )
     table.add_row(
+        nm["method"] + ("" if nm["is_2_4"] else " (NOT 2:4)"),
+        "2:4",
+        f"{nm['sparsity']:.2f}",
+        str(nm["params_left"]),
+        f"{nm['accuracy_before_finetune']:.3f}",
+        f"{nm['accuracy_after_finetune']:.3f}",
+        f"{nm['seconds']:.2f}s",
+    )
+    table.add_row(
         gradual["method"],
         "0.8",
         f"{gradual['sparsity']:.2f}",
@@ -262,6 +297,7 @@ def run(
     results = {
         "dense_accuracy": dense_acc,
         "rows": rows,
+        "nm": nm,
         "gradual": gradual,
         "torch_twin": twin,
         "seconds": time.perf_counter() - t_start,
@@ -270,14 +306,14 @@ def run(
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    _plot(rows, gradual, dense_acc, os.path.join(out_dir, "accuracy.png"))
+    _plot(rows, nm, gradual, dense_acc, os.path.join(out_dir, "accuracy.png"))
     console.print(
         f"wrote {out_dir}/results.json and {out_dir}/accuracy.png in {results['seconds']:.1f}s"
     )
     return results
 
 
-def _plot(rows, gradual, dense_acc: float, path: str) -> None:
+def _plot(rows, nm, gradual, dense_acc: float, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -292,6 +328,7 @@ def _plot(rows, gradual, dense_acc: float, path: str) -> None:
         for name, _ in METHODS:
             pts = [(r["sparsity"], r[field]) for r in rows if r["method"] == name]
             ax.plot(*zip(*pts), marker="o", label=name)
+        ax.plot([nm["sparsity"]], [nm[field]], marker="D", linestyle="none", label=nm["method"])
         ax.axhline(dense_acc, color="gray", linestyle=":", label="dense")
         ax.set_title(title)
         ax.set_xlabel("sparsity of the pruned kernels")

@@ -36,5 +36,9 @@ def test_quick_demo_runs_end_to_end(quick_run):
         if r["amount"] == 0.0:
             assert r["accuracy_before_finetune"] == results["dense_accuracy"]
     assert results["gradual"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    nm = results["nm"]
+    assert nm["is_2_4"] and "nm_unstructured 2:4" in proc.stdout
+    # half of Conv_1 (3*3*16*32) and Dense_0 (2048*64) pruned, Conv_0 (3*3*1*16) dense
+    assert nm["sparsity"] == pytest.approx((4608 + 131072) / 2 / (144 + 4608 + 131072))
     assert results["torch_twin"] and all(r["same"] for r in results["torch_twin"])
     assert "the same as in Flax" in proc.stdout
