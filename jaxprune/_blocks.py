@@ -88,10 +88,21 @@ def block_norms(x: Array, block_shape: tuple[int, int], n: float) -> Array:
         if jnp.issubdtype(x.dtype, jnp.floating)
         else jnp.float32
     )
-    a = jnp.abs(_padded_blocks(x.astype(dtype), *block_shape))
-    if math.isinf(n):
-        return jnp.max(a, axis=(-3, -1))
-    return jnp.sum(a**n, axis=(-3, -1)) ** (1.0 / n)
+    rows, cols = block_shape
+    a = jnp.abs(x.astype(dtype))
+    if not math.isinf(n):
+        a = a**n
+    r, c = a.shape[-2], a.shape[-1]
+    pr, pc = -r % rows, -c % cols
+    if pr or pc:  # zeros change neither a sum of powers nor a max of magnitudes
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, pr), (0, pc)])
+    lead, big_r, big_c = a.shape[:-2], (r + pr) // rows, (c + pc) // cols
+    reduce = jnp.max if math.isinf(n) else jnp.sum
+    # Rows first, over whole rows of the matrix (contiguous, vectorised), then each row's
+    # column groups: twice as fast on CPU as reducing both block axes at once.
+    a = reduce(a.reshape(lead + (big_r, rows, a.shape[-1])), axis=-2)
+    a = reduce(a.reshape(lead + (big_r, big_c, cols)), axis=-1)
+    return a if math.isinf(n) else a ** (1.0 / n)
 
 
 def alive_blocks(prior: Array | None, shape: tuple[int, ...], block_shape) -> Array | None:

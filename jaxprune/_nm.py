@@ -62,42 +62,54 @@ def _check_axis(shape: tuple[int, ...], dim: Any, m: int) -> int:
 
 
 def _groups(a: Array, d: int, m: int) -> Array:
-    """``a`` with axis ``d`` last, split into groups: ``(..., length // m, m)``."""
-    a = jnp.moveaxis(a, d, -1)
-    return a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
+    """``a`` with axis ``d`` split in place into ``(length // m, m)``: the group's positions
+    run along axis ``d + 1``, and nothing is transposed."""
+    return a.reshape(a.shape[:d] + (a.shape[d] // m, m) + a.shape[d + 1 :])
 
 
-def _ungroup(g: Array, d: int) -> Array:
-    return jnp.moveaxis(g.reshape(g.shape[:-2] + (-1,)), -1, d)
-
-
-def keep_top_n(keys: Array, alive: Array, n: int) -> Array:
-    """Per group (last axis), the ``n`` alive entries of highest key; ties keep the higher
-    position (the lower one is pruned first)."""
-    m = keys.shape[-1]
+def keep_top_n(keys: Array, alive: Array, n: int | Array, axis: int = -1) -> Array:
+    """Per group (along ``axis``), the ``n`` alive entries of highest key; ties keep the
+    higher position (the lower one is pruned first)."""
+    axis = axis % keys.ndim
+    m = keys.shape[axis]
     if m <= PAIRWISE_LIMIT:
-        pos = jnp.arange(m)
-        ki, kj = keys[..., :, None], keys[..., None, :]
-        above = (kj > ki) | ((kj == ki) & (pos[None, :] > pos[:, None]))
-        rank = jnp.sum(alive[..., None, :] & above, axis=-1)  # alive entries that outrank it
-        return alive & (rank < n)
+        # Each entry's rank is the number of alive entries of its group that outrank it,
+        # unrolled over the m positions: elementwise work XLA fuses into one pass.
+        k = [lax.index_in_dim(keys, j, axis, keepdims=False) for j in range(m)]
+        a = [lax.index_in_dim(alive, j, axis, keepdims=False) for j in range(m)]
+        kept = []
+        for i in range(m):
+            rank = jnp.zeros(k[i].shape, jnp.int32)
+            for j in range(m):
+                if j != i:
+                    beats = (k[j] >= k[i]) if j > i else (k[j] > k[i])
+                    rank = rank + (a[j] & beats)
+            kept.append(a[i] & (rank < n))
+        return jnp.stack(kept, axis=axis)
     # Larger groups: sort by (dead, key, position), highest first, and keep the first n.
-    pos = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), keys.shape)
-    order = -lax.sort((~alive, ~keys, -pos), dimension=keys.ndim - 1, num_keys=3)[2]
-    rank = jnp.argsort(order, axis=-1)  # each entry's place in that order
+    pos = lax.broadcasted_iota(jnp.int32, keys.shape, axis)
+    order = -lax.sort((~alive, ~keys, -pos), dimension=axis, num_keys=3)[2]
+    rank = jnp.argsort(order, axis=axis)  # each entry's place in that order
     return alive & (rank < n)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
 def _nm_mask(keys: Array, prior: Array | None, n: int | Array, m: int, d: int) -> Array:
-    # n is traced: one program serves every n of a shape, and a schedule's ramp of n.
+    """The N:M mask of ``keys`` (highest kept) over ``prior``, inside a traced program."""
     alive = jnp.ones(keys.shape, bool) if prior is None else jnp.broadcast_to(prior, keys.shape)
-    kept = keep_top_n(_groups(keys, d, m), _groups(alive, d, m), n)
-    return _ungroup(kept, d)
+    kept = keep_top_n(_groups(keys, d, m), _groups(alive, d, m), n, axis=d + 1)
+    return kept.reshape(keys.shape)
 
 
-def _magnitude_keys(x: Array) -> Array:
-    return _order.order_key(x)
+# One program per call, from the values or the key to the mask (the keys are never stored);
+# n is traced, so one program serves every n of a shape.
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _by_magnitude(scores: Array, prior: Array | None, n: Any, m: int, d: int) -> Array:
+    return _nm_mask(_order.order_key(scores), prior, n, m, d)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _at_random(key: Array, prior: Array | None, n: Any, m: int, d: int, shape) -> Array:
+    return _nm_mask(_select.random_keys(key, shape), prior, n, m, d)
 
 
 def nm_unstructured(
@@ -144,7 +156,7 @@ def nm_unstructured(
     scores = _checks.check_scores(importance_scores, x.shape, "importance_scores")
     scores = x if scores is None else scores
     prior = _checks.as_mask(default_mask, x.shape, "default_mask")
-    return _nm_mask(_magnitude_keys(scores), prior, n, m, d)
+    return _by_magnitude(scores, prior, n, m, d)
 
 
 def random_nm(
@@ -173,7 +185,7 @@ def random_nm(
     d = _check_axis(x.shape, dim, m)
     key = _keys.as_key(key)
     prior = _checks.as_mask(default_mask, x.shape, "default_mask")
-    return _nm_mask(_select.random_keys(key, x.shape), prior, n, m, d)
+    return _at_random(key, prior, n, m, d, tuple(x.shape))
 
 
 def kept_per_group(n: int, m: int, sparsity: ArrayLike) -> Array:
@@ -206,7 +218,7 @@ def scheduled_nm(
     a group never holds more than that many survivors."""
     n, m = check_nm(n, m)
     d = _check_axis(tuple(x.shape), dim, m)
-    keys = _magnitude_keys(x) if key is None else _select.random_keys(key, x.shape)
+    keys = _order.order_key(x) if key is None else _select.random_keys(key, x.shape)
     return _nm_mask(keys, prior, kept_per_group(n, m, sparsity), m, d)
 
 
@@ -248,7 +260,7 @@ def _is_nm_leaf(x: Any, n: int, m: int, dim: Any, *, strict: bool) -> bool:
         if strict:
             raise
         return False
-    counts = jnp.sum(_groups(jnp.asarray(x) != 0, d, m), axis=-1)
+    counts = jnp.sum(_groups(jnp.asarray(x) != 0, d, m), axis=d + 1)
     return bool(jnp.all(counts <= n))
 
 
