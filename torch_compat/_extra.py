@@ -68,7 +68,7 @@ class BlockStructured(_nm.BlockMethod):
 
     @classmethod
     def apply(cls, module, name, amount, block_shape, n=1, importance_scores=None):  # type: ignore[override]
-        return _apply(
+        return _apply()(
             cls, module, name, amount, block_shape, n=n, importance_scores=importance_scores
         )
 
