@@ -21,6 +21,9 @@ if _typing.TYPE_CHECKING:  # what the lazy names below are, for type checkers an
     from ._blocks import block_structured as block_structured
     from ._blocks import random_block_structured as random_block_structured
     from ._cache import enable_compilation_cache as enable_compilation_cache
+    from ._compact import CompactReport as CompactReport
+    from ._compact import LayerReport as LayerReport
+    from ._compact import compact as compact
     from ._define import register_method as register_method
     from ._global import global_unstructured as global_unstructured
     from ._keys import leaf_key as leaf_key
@@ -53,6 +56,9 @@ _LAZY = {
     "custom_from_mask": "_basic",
     "identity": "_basic",
     "block_structured": "_blocks",
+    "CompactReport": "_compact",
+    "LayerReport": "_compact",
+    "compact": "_compact",
     "random_block_structured": "_blocks",
     "enable_compilation_cache": "_cache",
     "register_method": "_define",

@@ -1,0 +1,327 @@
+"""Physical compaction: a smaller params tree, and a function that runs it, with the same outputs.
+
+:func:`compact` traces ``apply_fn(params, *example_args)`` to a jaxpr, finds which pruned
+channels can be removed (:mod:`jaxprune._coupling`), folds the constants that removed
+channels still carried into the biases of their consumers, slices every params leaf that
+reads those channels, and returns a function that runs the smaller params: the same jaxpr,
+re-traced for each new input shape, evaluated with its shapes adjusted to the kept channels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jcore
+
+from . import _coupling, _paths
+from ._typing import PyTree
+
+
+class LayerReport(NamedTuple):
+    """One params leaf that compaction changed or that a layer reads."""
+
+    path: str
+    shape_before: tuple[int, ...]
+    shape_after: tuple[int, ...]
+    params_before: int
+    params_after: int
+
+
+class CompactReport(NamedTuple):
+    """What :func:`compact` removed.
+
+    Attributes:
+        layers: one row per params leaf, in the params' order.
+        params_before, params_after: parameter counts of the whole tree.
+        flops_before, flops_after: multiply-adds times two of the ``dot_general`` and
+            convolutions of one call on the example arguments.
+        kept: why channels that the masks pruned were kept (one line per group of coupled
+            channels: the leaves involved and the operation that pinned them).
+    """
+
+    layers: list[LayerReport]
+    params_before: int
+    params_after: int
+    flops_before: int
+    flops_after: int
+    kept: list[str]
+
+    def __str__(self) -> str:
+        lines = [f"{'leaf':<40} {'before':>18} {'after':>18}"]
+        for r in self.layers:
+            if r.shape_before != r.shape_after:
+                lines.append(f"{r.path:<40} {r.shape_before!s:>18} {r.shape_after!s:>18}")
+        lines.append(
+            f"params {self.params_before:,} -> {self.params_after:,} "
+            f"({self.params_after / max(self.params_before, 1):.1%}); "
+            f"FLOPs {self.flops_before:,} -> {self.flops_after:,} "
+            f"({self.flops_after / max(self.flops_before, 1):.1%})"
+        )
+        lines += [f"kept: {k}" for k in self.kept]
+        return "\n".join(lines)
+
+
+def compact(
+    apply_fn: Any, params: PyTree, masks: PyTree, *example_args: Any
+) -> tuple[Any, PyTree, CompactReport]:
+    """Remove pruned channels for real: ``(compact_apply_fn, compact_params, report)``.
+
+    ``apply_fn(params, *args)`` takes the params tree (wrap linen's
+    ``lambda p, x: model.apply({"params": p}, x)``; pass BatchNorm's statistics inside the
+    tree, ``{"params": ..., "batch_stats": ...}``, to have them sliced too). ``masks`` are the
+    pruning masks of ``params`` (any masks: a layer's output channel that they prune
+    entirely is a removal candidate, typically from ``ln_structured`` or
+    ``random_structured`` along the output axis). ``compact_params`` keeps the same keys
+    with smaller leaves, and ``compact_apply_fn(compact_params, *args)`` returns what
+    ``apply_fn(apply_masks(params, masks), *args)`` returns, up to float rounding, for inputs
+    of any shape the original accepts (it is re-traced per input shape; ``jax.jit`` it).
+
+    A channel is removed where every path it takes is understood (see
+    :mod:`jaxprune._coupling`): through elementwise operations, biases, activations,
+    normalisation with per-channel parameters (BatchNorm, GroupNorm's affine parameters),
+    pooling, reductions over other axes, reshapes and transposes, residual additions (a
+    channel goes only where every coupled layer lost it) and into the input rows or input
+    channels of the next dense layer or convolution. A removed channel that still carries a
+    constant (a bias that was not pruned, BatchNorm's shift) has that constant folded into
+    the next layer's bias (exact for dense layers and unpadded convolutions; a padded
+    convolution sees zeros at the borders, so there only channels that are exactly zero
+    go). Channels are kept, and the reason listed in ``report.kept``, where they reach the
+    function's output, a reduction over the channel axis (LayerNorm, softmax), a grouped or
+    depthwise convolution, a reshape that splits the channels (attention heads), or any
+    operation not listed here.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxprune as jp
+        >>> params = {"w1": jnp.arange(12.0).reshape(3, 4), "b1": jnp.ones(4),
+        ...           "w2": jnp.ones((4, 2)), "b2": jnp.zeros(2)}
+        >>> def mlp(p, x):
+        ...     return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        >>> masks = jp.prune(params, "ln_structured", amount=2, n=1, dim=-1, where="w1")
+        >>> fn, small, report = jp.compact(mlp, params, masks, jnp.ones((5, 3)))
+        >>> small["w1"].shape, small["w2"].shape, report.params_after
+        ((3, 2), (2, 2), 14)
+        >>> x = jnp.ones((7, 3))
+        >>> bool(jnp.allclose(fn(small, x), mlp(jp.apply_masks(params, masks), x)))
+        True
+    """
+    masked = _basic_masked(params, masks)
+    paths, leaves, treedef = _paths.flatten(masked)
+    mask_leaves = _aligned_masks(masks, treedef, paths)
+    host = [np.asarray(leaf) for leaf in leaves]
+    dead = _dead_fn(host, mask_leaves)
+    closed = jax.make_jaxpr(apply_fn)(masked, *example_args)
+    analysis = _coupling.Analysis(closed, len(leaves), host, dead)
+    removable = analysis.removable()
+    new = _fold_and_slice(analysis, removable, host)
+    compact_leaves = [jnp.asarray(n, leaf.dtype) for n, leaf in zip(new, leaves)]
+    compact_params = jax.tree_util.tree_unflatten(treedef, compact_leaves)
+
+    keep_count = {}  # (leaf, axis) of each member -> channels kept in its group
+    for g, group in analysis.groups.items():
+        for key in group.members:
+            keep_count[key] = int(group.size - removable[g].sum())
+    avals = jax.tree_util.tree_unflatten(
+        treedef, [jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in leaves]
+    )
+    new_shapes = [tuple(np.shape(x)) for x in compact_leaves]
+    runner = _Runner(apply_fn, avals, len(leaves), keep_count, new_shapes)
+
+    flops_before = _flops(closed.jaxpr, lambda v: tuple(v.aval.shape))
+    flops_after = _flops(*runner.plan(example_args))
+    rows = [
+        LayerReport(p, tuple(np.shape(a)), tuple(np.shape(b)), int(np.size(a)), int(np.size(b)))
+        for p, a, b in zip(paths, leaves, compact_leaves)
+    ]
+    kept = []
+    for group in analysis.groups.values():
+        dead_any = any(dead(leaf, axis).any() for leaf, axis in group.producers)
+        if group.pins and dead_any:
+            names = sorted({paths[leaf] for leaf, _ in group.members})
+            kept.append(f"{', '.join(names)}: {sorted(set(group.pins))[0]}")
+    report = CompactReport(
+        rows,
+        sum(r.params_before for r in rows),
+        sum(r.params_after for r in rows),
+        flops_before,
+        flops_after,
+        kept,
+    )
+    return runner, compact_params, report
+
+
+def _basic_masked(params: PyTree, masks: PyTree) -> PyTree:
+    from . import _tree
+
+    return _tree.apply_masks(params, masks)
+
+
+def _aligned_masks(masks: PyTree, treedef, paths: list[str]) -> list[Any]:
+    by_path = dict(zip(*_paths.flatten(masks)[:2]))
+    return [by_path.get(p, True) for p in paths]
+
+
+def _dead_fn(host: list[np.ndarray], mask_leaves: list[Any]):
+    @functools.cache
+    def dead(leaf: int, axis: int) -> np.ndarray:
+        """Output channels of ``host[leaf]`` along ``axis`` that the mask prunes entirely."""
+        shape = host[leaf].shape
+        m = np.asarray(mask_leaves[leaf], bool)
+        m = m.reshape((1,) * (len(shape) - m.ndim) + m.shape)
+        others = tuple(i for i in range(len(shape)) if i != axis and m.shape[i] != 1)
+        alive = m.any(axis=others, keepdims=True) if others else m
+        alive = np.broadcast_to(alive.reshape(-1), (shape[axis],))
+        return ~alive
+
+    return dead
+
+
+def _channel_of(size: int, outer: int, inner: int, c: int) -> np.ndarray:
+    return (np.arange(size) // inner) % c
+
+
+def _fold_and_slice(analysis, removable: dict[int, np.ndarray], host: list[np.ndarray]):
+    new = [np.array(h, dtype=np.float64) if h.dtype.kind == "f" else h.copy() for h in host]
+    for g, group in analysis.groups.items():
+        gone = removable[g]
+        if not gone.any():
+            continue
+        for e in group.entries:
+            const = np.where(gone & np.isfinite(e.const), e.const, 0.0)
+            if not const.any():
+                continue
+            w = np.asarray(host[e.kernel], np.float64)
+            w = np.moveaxis(w, (e.axis, e.out_axis), (0, 1))
+            w = w.reshape(w.shape[0], w.shape[1], -1).sum(axis=2)  # kernel positions summed
+            rows = const[_channel_of(w.shape[0], e.outer, e.inner, group.size)]
+            leaf, axis = e.bias
+            shape = [1] * new[leaf].ndim
+            shape[axis] = -1
+            new[leaf] = new[leaf] + (rows @ w).reshape(shape)
+    for g, group in analysis.groups.items():
+        gone = removable[g]
+        if not gone.any():
+            continue
+        for (leaf, axis), (outer, inner) in group.members.items():
+            size = new[leaf].shape[axis]
+            keep = ~gone[_channel_of(size, outer, inner, group.size)]
+            new[leaf] = np.compress(keep, new[leaf], axis=axis)
+    return new
+
+
+class _Runner:
+    """``compact_apply_fn``: the original jaxpr, re-traced per input shape, evaluated on the
+    compact params with its shapes adjusted."""
+
+    def __init__(self, apply_fn, avals, n_params, keep_count, new_shapes):
+        self._apply_fn = apply_fn
+        self._avals = avals
+        self._n = n_params
+        self._keep = keep_count
+        self._leaf_shapes = new_shapes
+        self._cache: dict[Any, tuple] = {}
+        functools.update_wrapper(self, apply_fn, updated=())
+
+    def _plan(self, args):
+        spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), args)
+        key = (
+            jax.tree_util.tree_structure(spec),
+            tuple((s.shape, s.dtype) for s in jax.tree.leaves(spec)),
+        )
+        if key not in self._cache:
+            closed = jax.make_jaxpr(self._apply_fn)(self._avals, *spec)
+            analysis = _coupling.Analysis(closed, self._n, None, None)
+            self._cache[key] = (closed, self._shape_fn(analysis))
+        return self._cache[key]
+
+    def plan(self, args) -> tuple[jcore.Jaxpr, Any]:
+        """The jaxpr for ``args``' shapes and each of its variables' compact shape."""
+        closed, shape = self._plan(args)
+        return closed.jaxpr, shape
+
+    def _shape_fn(self, analysis):
+        kept = {}
+        for g, group in analysis.groups.items():
+            counts = {self._keep.get(k) for k in group.members} - {None}
+            kept[g] = counts.pop() if len(counts) == 1 else group.size
+
+        def shape(var) -> tuple[int, ...]:
+            old = tuple(var.aval.shape)
+            if var in analysis.chans:
+                c = analysis.chans[var]
+                out = list(old)
+                out[c.axis] = c.outer * kept[analysis.find(c.group)] * c.inner
+                return tuple(out)
+            if var in analysis.pvals:
+                out = list(old)
+                for leaf, axes in analysis.pvals[var].sources:
+                    for i, la in enumerate(axes):
+                        if la is not None and la != _coupling.OPAQUE:
+                            out[i] = self._leaf_shapes[leaf][la] if old[i] != 1 else 1
+                return tuple(out)
+            return old
+
+        return shape
+
+    def __call__(self, params: PyTree, *args: Any) -> Any:
+        closed, shape = self._plan(args)
+        flat = jax.tree_util.tree_leaves(params) + jax.tree_util.tree_leaves(args)
+        env = dict(zip(closed.jaxpr.constvars, closed.consts))
+        env.update(zip(closed.jaxpr.invars, flat))
+        outs = _evaluate(closed.jaxpr, env, shape)
+        return jax.tree_util.tree_unflatten(_out_tree(self._apply_fn, self._avals, args), outs)
+
+
+def _out_tree(apply_fn, avals, args):
+    spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), args)
+    return jax.tree_util.tree_structure(jax.eval_shape(apply_fn, avals, *spec))
+
+
+def _evaluate(jaxpr: jcore.Jaxpr, env: dict, shape) -> list[Any]:
+    def read(v):
+        return v.val if isinstance(v, jcore.Literal) else env[v]
+
+    for eqn in jaxpr.eqns:
+        vals = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        if name in _coupling.CALLS and _coupling.CALLS[name] in eqn.params:
+            inner = eqn.params[_coupling.CALLS[name]]
+            sub = inner.jaxpr if hasattr(inner, "jaxpr") else inner
+            sub_env = dict(zip(sub.constvars, getattr(inner, "consts", [])))
+            sub_env.update(zip(sub.invars, vals[len(vals) - len(sub.invars) :]))
+            outs = _evaluate(sub, sub_env, shape)
+        else:
+            params = dict(eqn.params)
+            if name == "reshape":
+                params["new_sizes"] = shape(eqn.outvars[0])
+            elif name == "broadcast_in_dim":
+                params["shape"] = shape(eqn.outvars[0])
+            bind = eqn.primitive.get_bind_params(params)
+            out = eqn.primitive.bind(*vals, **bind)
+            outs = out if eqn.primitive.multiple_results else [out]
+        for v, o in zip(eqn.outvars, outs):
+            env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _flops(jaxpr: jcore.Jaxpr, shape) -> int:
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in _coupling.CALLS and _coupling.CALLS[name] in eqn.params:
+            inner = eqn.params[_coupling.CALLS[name]]
+            total += _flops(inner.jaxpr if hasattr(inner, "jaxpr") else inner, shape)
+        elif name == "dot_general":
+            (lc, _), _ = eqn.params["dimension_numbers"]
+            lhs = shape(eqn.invars[0])
+            total += 2 * math.prod(shape(eqn.outvars[0])) * math.prod(lhs[d] for d in lc)
+        elif name == "conv_general_dilated":
+            rhs = shape(eqn.invars[1])
+            spec = eqn.params["dimension_numbers"].rhs_spec
+            per_out = rhs[spec[1]] * math.prod(rhs[d] for d in spec[2:])
+            total += 2 * math.prod(shape(eqn.outvars[0])) * per_out
+    return total
