@@ -137,12 +137,11 @@ def compact(
         LayerReport(p, tuple(np.shape(a)), tuple(np.shape(b)), int(np.size(a)), int(np.size(b)))
         for p, a, b in zip(paths, leaves, compact_leaves)
     ]
-    kept = []
-    for group in analysis.groups.values():
-        dead_any = any(dead(leaf, axis).any() for leaf, axis in group.producers)
-        if group.pins and dead_any:
-            names = sorted({paths[leaf] for leaf, _ in group.members})
-            kept.append(f"{', '.join(names)}: {sorted(set(group.pins))[0]}")
+    kept = [
+        line
+        for g, group in analysis.groups.items()
+        if (line := _why_kept(group, removable[g], dead, paths))
+    ]
     report = CompactReport(
         rows,
         sum(r.params_before for r in rows),
@@ -152,6 +151,29 @@ def compact(
         kept,
     )
     return runner, compact_params, report
+
+
+def _why_kept(group, gone: np.ndarray, dead, paths: list[str]) -> str | None:
+    """A line for the report where channels that every producer lost stay, or None."""
+    lost = np.ones(group.size, bool)
+    for leaf, axis in group.producers:
+        lost &= dead(leaf, axis)
+    lost &= ~gone
+    if not lost.any():
+        return None
+    layers = ", ".join(sorted({paths[leaf] for leaf, _ in group.producers}))
+    what = f"{int(lost.sum())} of {group.size} pruned channels of {layers} kept"
+    if group.pins:
+        return f"{what}: {sorted(set(group.pins))[0]}"
+    reasons = set()
+    for e in group.entries:
+        const = e.const[lost]
+        if not np.isfinite(const).all():
+            reasons.add(f"{paths[e.kernel]} reads them mixed with live values")
+        elif (const != 0).any() and not (e.exact and e.bias is not None):
+            how = "a padded convolution" if not e.exact else "a layer with no bias after it"
+            reasons.add(f"they carry a constant into {paths[e.kernel]}, {how}")
+    return f"{what}: {'; '.join(sorted(reasons))}"
 
 
 def _basic_masked(params: PyTree, masks: PyTree) -> PyTree:

@@ -51,7 +51,7 @@ ELEMENTWISE = frozenset(
     """add sub mul div max min neg exp exp2 log log1p expm1 tanh logistic erf erfc erf_inv abs
     sqrt rsqrt cbrt integer_pow pow square sign sin cos tan sinh cosh asinh acosh atanh atan
     atan2 floor ceil round is_finite convert_element_type copy copy_p reduce_precision
-    select_n clamp gt lt ge le eq ne and or not xor nextafter rem""".split()
+    select_n clamp gt lt ge le eq ne and or not xor nextafter rem stop_gradient""".split()
 )
 #: Primitives whose inner jaxpr is walked as if inlined.
 CALLS = {
@@ -371,17 +371,14 @@ class Analysis:
             return None
         value = np.asarray(info.value, np.float64)
         moved = np.moveaxis(value, chan.axis, 0).reshape(value.shape[chan.axis], -1)
-        if not (moved == moved[:, :1]).all():  # varies along other axes: not per channel
-            return np.full(size, np.nan)
-        column = moved[:, 0]
+        # A channel's value where it is the same at every position, else NaN.
+        column = np.where((moved == moved[:, :1]).all(axis=1), moved[:, 0], np.nan)
         if column.size == 1:
             return np.broadcast_to(column, size)
         if column.size != chan.outer * size * chan.inner:
             return np.full(size, np.nan)
-        per = column.reshape(chan.outer, size, chan.inner)
-        if not (per == per[:1, :, :1]).all():
-            return np.full(size, np.nan)
-        return per[0, :, 0]
+        per = column.reshape(chan.outer, size, chan.inner).transpose(1, 0, 2).reshape(size, -1)
+        return np.where((per == per[:, :1]).all(axis=1), per[:, 0], np.nan)
 
     def _kernel(self, info: Any, axes_wanted: list[int], where: str):
         """The leaf and its axes behind a kernel operand, or None."""
@@ -396,20 +393,28 @@ class Analysis:
     def _dot(self, eqn, ins, where) -> Chan | None:
         lhs, rhs = ins
         ((lc, rc), (lb, rb)) = eqn.params["dimension_numbers"]
+        if isinstance(lhs, Chan) and isinstance(rhs, Chan):
+            return self._dot_of_channels(lhs, rhs, lb, rb, where, eqn)
         rhs_shape = tuple(eqn.invars[1].aval.shape)
-        out_shape = tuple(eqn.outvars[0].aval.shape)
+        lhs_shape = tuple(eqn.invars[0].aval.shape)
         free = [d for d in range(len(rhs_shape)) if d not in rc and d not in rb]
-        if isinstance(rhs, Chan) or lb or rb or len(free) != 1:
+        if isinstance(rhs, Chan) or lb or rb or not free:
             for c in (lhs, rhs):
                 if isinstance(c, Chan):
                     self._pin(c.group, f"{where}: {_describe(eqn, [c])}")
             return None
-        kernel = self._kernel(rhs, [free[0], *rc], where)
+        kernel = self._kernel(rhs, [*free, *rc], where)
         if kernel is None:
             if isinstance(lhs, Chan):
                 self._pin(lhs.group, f"{where}: a matmul whose weight is not a params leaf")
             return None
-        leaf, (out_axis, *in_axes) = kernel
+        leaf, mapped = kernel
+        out_axes, in_axes = mapped[: len(free)], mapped[len(free) :]
+        # Several output axes (DenseGeneral: heads and head size): the group runs along the
+        # one the masks pruned whole slices of (the heads), else the first.
+        pick = [i for i, a in enumerate(out_axes) if self.leaves and self.dead(leaf, a).any()]
+        pick = pick[0] if len(pick) == 1 else 0
+        out_axis = out_axes[pick]
         entries = []
         if isinstance(lhs, Chan):
             if lhs.axis not in lc:
@@ -417,11 +422,33 @@ class Analysis:
             else:
                 k_axis = in_axes[list(lc).index(lhs.axis)]
                 entries.append(self._entry(lhs, leaf, k_axis, True, (), out_axis, where))
-        out = self._produce(leaf, out_axis, len(out_shape) - 1, out_shape[-1])
-        for v in eqn.outvars:
-            if entries:
-                self.pending[v] = entries
+        n_lhs_free = len(lhs_shape) - len(lc)
+        out_shape = tuple(eqn.outvars[0].aval.shape)
+        axis = n_lhs_free + pick
+        out = self._produce(leaf, out_axis, axis, out_shape[axis])
+        if entries:
+            self.pending[eqn.outvars[0]] = entries
         return out
+
+    def _dot_of_channels(self, lhs: Chan, rhs: Chan, lb, rb, where, eqn) -> Chan | None:
+        """Attention's matmuls: both operands carry the same channels (heads) on one batch
+        axis. An output channel is 0 where either operand's is 0."""
+        lb, rb = list(lb), list(rb)
+        same = (
+            lhs.axis in lb
+            and rhs.axis in rb
+            and lb.index(lhs.axis) == rb.index(rhs.axis)
+            and (lhs.outer, lhs.inner, rhs.outer, rhs.inner) == (1, 1, 1, 1)
+        )
+        if not same:
+            for c in (lhs, rhs):
+                self._pin(c.group, f"{where}: {_describe(eqn, [c])}")
+            return None
+        g = self._union(lhs.group, rhs.group, where)
+        const = None
+        if lhs.const is not None and rhs.const is not None:
+            const = np.where((lhs.const == 0) | (rhs.const == 0), 0.0, np.nan)
+        return Chan(g, lb.index(lhs.axis), 1, 1, const)
 
     def _conv(self, eqn, ins, where) -> Chan | None:
         lhs, rhs = ins
