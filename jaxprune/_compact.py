@@ -109,6 +109,13 @@ def compact(
         >>> bool(jnp.allclose(fn(small, x), mlp(jp.apply_masks(params, masks), x)))
         True
     """
+    runner, compact_params, report, _ = compact_with_plan(apply_fn, params, masks, *example_args)
+    return runner, compact_params, report
+
+
+def compact_with_plan(apply_fn, params, masks, *example_args):
+    """:func:`compact`, plus a function that slices any tree of arrays shaped like
+    ``params`` (full-shape masks, say) as the params were sliced (no constants folded)."""
     masked = _basic_masked(params, masks)
     paths, leaves, treedef = _paths.flatten(masked)
     mask_leaves = _aligned_masks(masks, treedef, paths)
@@ -150,7 +157,17 @@ def compact(
         flops_after,
         kept,
     )
-    return runner, compact_params, report
+
+    def slicer(tree: PyTree) -> PyTree:
+        t_paths, t_leaves, t_def = _paths.flatten(tree)
+        index = {p: i for i, p in enumerate(paths)}
+        arrays = [np.asarray(x) for x in t_leaves]
+        by_leaf = {index[p]: a for p, a in zip(t_paths, arrays) if p in index}
+        sliced = _slice(analysis, removable, by_leaf)
+        out = [sliced.get(index.get(p, -1), a) for p, a in zip(t_paths, arrays)]
+        return jax.tree_util.tree_unflatten(t_def, out)
+
+    return runner, compact_params, report, slicer
 
 
 def _why_kept(group, gone: np.ndarray, dead, paths: list[str]) -> str | None:
@@ -207,6 +224,8 @@ def _channel_of(size: int, outer: int, inner: int, c: int) -> np.ndarray:
 
 
 def _fold_and_slice(analysis, removable: dict[int, np.ndarray], host: list[np.ndarray]):
+    """The compact leaves: constants of removed channels folded into the next biases
+    (in float64), then every member sliced."""
     new = [np.array(h, dtype=np.float64) if h.dtype.kind == "f" else h.copy() for h in host]
     for g, group in analysis.groups.items():
         gone = removable[g]
@@ -224,15 +243,26 @@ def _fold_and_slice(analysis, removable: dict[int, np.ndarray], host: list[np.nd
             shape = [1] * new[leaf].ndim
             shape[axis] = -1
             new[leaf] = new[leaf] + (rows @ w).reshape(shape)
+    sliced = _slice(analysis, removable, dict(enumerate(new)))
+    return [sliced[i] for i in range(len(new))]
+
+
+def _slice(analysis, removable, arrays: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """``arrays`` (by leaf index, each of its leaf's shape) with removed channels cut out."""
+    out = dict(arrays)
     for g, group in analysis.groups.items():
         gone = removable[g]
         if not gone.any():
             continue
         for (leaf, axis), (outer, inner) in group.members.items():
-            size = new[leaf].shape[axis]
-            keep = ~gone[_channel_of(size, outer, inner, group.size)]
-            new[leaf] = np.compress(keep, new[leaf], axis=axis)
-    return new
+            if leaf not in out:
+                continue
+            a = out[leaf]
+            if a.ndim <= axis or a.shape[axis] == 1:  # a keepdims mask: nothing along it
+                continue
+            keep = ~gone[_channel_of(a.shape[axis], outer, inner, group.size)]
+            out[leaf] = np.compress(keep, a, axis=axis)
+    return out
 
 
 class _Runner:

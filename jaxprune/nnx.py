@@ -26,7 +26,7 @@ from flax import nnx as _nnx
 from . import _basic, _paths, _registry, _tree
 from ._typing import PRNGKey, Where
 
-__all__ = ["Mask", "Pruned", "prune", "remove", "is_pruned"]
+__all__ = ["Mask", "Pruned", "prune", "remove", "is_pruned", "compact"]
 
 
 class Pruned(_nnx.Param):
@@ -290,3 +290,6 @@ def is_pruned(model: _nnx.Module) -> bool:
         (False, True)
     """
     return any(isinstance(node, Mask) for _, node in _nnx.iter_graph(model))
+
+
+from ._nnx_compact import compact  # noqa: E402  (it reads this module when called)
