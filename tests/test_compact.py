@@ -221,13 +221,6 @@ def test_a_transformer_block_loses_whole_heads_and_mlp_channels(heads):
     _close(fn(small, x3), apply(jp.apply_masks(v, masks), x3))
 
 
-def _refused(layers, masks_where, x, reason):
-    def f(p, x):
-        return layers(p, x)
-
-    return f, masks_where, x, reason
-
-
 def _ln(x):
     mean = x.mean(-1, keepdims=True)
     return (x - mean) / jnp.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-6)
@@ -286,7 +279,7 @@ def test_depthwise_and_padded_convolutions_keep_their_channels_exactly():
         v = model.init(jax.random.key(1), x)
         v["params"]["Conv_0"]["bias"] = jnp.full(8, 0.5)  # relu(0.5): a constant channel
         masks = jp.prune(v, "ln_structured", amount=3, n=2, dim=-1, where="Conv_0/kernel")
-        fn, small, report = jp.compact(lambda p, x: model.apply(p, x), v, masks, x)
+        fn, small, report = jp.compact(model.apply, v, masks, x)
         assert small["params"]["Conv_0"]["kernel"].shape[-1] == 8
         assert any(reason in line for line in report.kept), report.kept
         _close(fn(small, x), model.apply(jp.apply_masks(v, masks), x))
