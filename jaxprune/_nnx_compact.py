@@ -10,10 +10,13 @@ from flax import nnx
 from . import _compact, _paths
 
 
-def compact(model: nnx.Module, *example_args: Any) -> tuple[nnx.Module, _compact.CompactReport]:
+def compact(
+    model: nnx.Module, *example_args: Any, multiple_of: int = 1
+) -> tuple[nnx.Module, _compact.CompactReport]:
     """A copy of ``model`` with its pruned channels physically removed; ``model`` is untouched.
 
-    See :func:`jaxprune.compact` for what can be removed and why a channel stays. The copy
+    See :func:`jaxprune.compact` for what can be removed and why a channel stays, and for
+    ``multiple_of``. The copy
     keeps the model's classes and attribute names, with smaller variables and the feature
     counts of the standard layers updated (``Linear``, ``LinearGeneral``, ``Conv``,
     ``BatchNorm``, ``LayerNorm``, ``GroupNorm``, ``RMSNorm``, ``MultiHeadAttention``); it
@@ -63,7 +66,7 @@ def compact(model: nnx.Module, *example_args: Any) -> tuple[nnx.Module, _compact
     s_paths, s_leaves, _ = _paths.flatten(state)
     mask_tree = {p: masks.get(p, True) for p in s_paths}
     _, small_state, report, slicer = _compact.compact_with_plan(
-        apply_fn, state, mask_tree, *example_args
+        apply_fn, state, mask_tree, *example_args, multiple_of=multiple_of
     )
     small = nnx.merge(graphdef, small_state)
     _update_features(small)
