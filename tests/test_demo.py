@@ -36,6 +36,11 @@ def test_quick_demo_runs_end_to_end(quick_run):
         if r["amount"] == 0.0:
             assert r["accuracy_before_finetune"] == results["dense_accuracy"]
     assert results["gradual"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    compacted = results["compact"]
+    assert compacted["params_after"] < compacted["params_before"] / 3  # half of each layer
+    assert compacted["flops_after"] < compacted["flops_before"] / 3
+    assert compacted["accuracy"] == compacted["accuracy_masked"] and compacted["kept"] == []
+    assert "compacted CNN" in proc.stdout
     nm = results["nm"]
     assert nm["is_2_4"] and "nm_unstructured 2:4" in proc.stdout
     # half of Conv_1 (3*3*16*32) and Dense_0 (2048*64) pruned, Conv_0 (3*3*1*16) dense
