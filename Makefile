@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.keep_pruned_overhead
 	$(BIN)/python -m benchmarks.gpt2_torch_compat
 	$(BIN)/python -m benchmarks.nm_blocks
+	$(BIN)/python -m benchmarks.compact
 
 clean:
 	rm -rf $(VENV) build *.egg-info

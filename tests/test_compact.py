@@ -345,3 +345,23 @@ def test_nnx_compact_keeps_classes_names_and_trains():
     step(small, optimizer, x)
     assert bool((small.fc2.kernel[...][~small.fc2.kernel_mask[...]] == 0).all())
     assert report.params_after < report.params_before
+
+
+def test_multiple_of_rounds_the_kept_channels_up_and_stays_exact():
+    params = _mlp_params(jax.random.key(3), sizes=(6, 20, 12, 3))
+    masks = jp.prune(params, "ln_structured", amount=7, n=2, dim=-1, where=r"l0/w")  # 13 kept
+    x = jax.random.normal(jax.random.key(0), (4, 6))
+    fn, small, report = jp.compact(_mlp, params, masks, x, multiple_of=8)
+    assert small["l0"]["w"].shape == (6, 16) and small["l1"]["w"].shape == (16, 12)
+    # the three held back are the highest-index pruned channels, with their values
+    pruned = np.flatnonzero(~np.asarray(masks["l0"]["w"])[0])
+    kept = np.setdiff1d(np.arange(20), pruned[:4])
+    np.testing.assert_array_equal(
+        small["l0"]["w"], np.asarray(jp.apply_masks(params, masks)["l0"]["w"])[:, kept]
+    )
+    assert report.kept == [
+        "3 of 20 pruned channels of l0/w kept: the channel count rounded up to a multiple of 8"
+    ]
+    _close(fn(small, x), _mlp(jp.apply_masks(params, masks), x))
+    with pytest.raises(ValueError, match="multiple_of=0"):
+        jp.compact(_mlp, params, masks, x, multiple_of=0)
