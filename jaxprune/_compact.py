@@ -23,13 +23,26 @@ from ._typing import PyTree
 
 
 class LayerReport(NamedTuple):
-    """One params leaf that compaction changed or that a layer reads."""
+    """One params leaf: its shape (channels) and size before and after, and the FLOPs of
+    the matmuls and convolutions whose weight it is (0 for other leaves).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxprune as jp
+        >>> p = {"w1": jnp.ones((2, 4)), "w2": jnp.ones((4, 1))}
+        >>> masks = {"w1": jnp.array([[True, True, False, False]]), "w2": True}
+        >>> _, _, report = jp.compact(lambda p, x: x @ p["w1"] @ p["w2"], p, masks, jnp.ones(2))
+        >>> row = report.layers[0]
+        >>> row.path, row.shape_before, row.shape_after, row.flops_before, row.flops_after
+        ('w1', (2, 4), (2, 2), 16, 8)
+    """
 
     path: str
     shape_before: tuple[int, ...]
     shape_after: tuple[int, ...]
     params_before: int
     params_after: int
+    flops_before: int
+    flops_after: int
 
 
 class CompactReport(NamedTuple):
@@ -42,6 +55,15 @@ class CompactReport(NamedTuple):
             convolutions of one call on the example arguments.
         kept: why channels that the masks pruned were kept (one line per group of coupled
             channels: the leaves involved and the operation that pinned them).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxprune as jp
+        >>> p = {"w1": jnp.ones((2, 4)), "w2": jnp.ones((4, 1))}
+        >>> masks = {"w1": jnp.array([[True, True, False, False]]), "w2": True}
+        >>> f = lambda p, x: jax.nn.relu(x @ p["w1"])  # the pruned channels reach the output
+        >>> _, _, report = jp.compact(f, p, masks, jnp.ones(2))
+        >>> report.params_after == report.params_before, report.kept
+        (True, ["2 of 4 pruned channels of w1 kept: the function's output"])
     """
 
     layers: list[LayerReport]
@@ -52,10 +74,13 @@ class CompactReport(NamedTuple):
     kept: list[str]
 
     def __str__(self) -> str:
-        lines = [f"{'leaf':<40} {'before':>18} {'after':>18}"]
+        lines = [f"{'leaf':<40} {'before':>18} {'after':>18} {'FLOPs before':>14} {'after':>14}"]
         for r in self.layers:
-            if r.shape_before != r.shape_after:
-                lines.append(f"{r.path:<40} {r.shape_before!s:>18} {r.shape_after!s:>18}")
+            if r.shape_before != r.shape_after or r.flops_before != r.flops_after:
+                lines.append(
+                    f"{r.path:<40} {r.shape_before!s:>18} {r.shape_after!s:>18} "
+                    f"{r.flops_before:>14,} {r.flops_after:>14,}"
+                )
         lines.append(
             f"params {self.params_before:,} -> {self.params_after:,} "
             f"({self.params_after / max(self.params_before, 1):.1%}); "
@@ -154,11 +179,19 @@ def compact_with_plan(apply_fn, params, masks, *example_args, multiple_of: int =
     runner = _Runner(apply_fn, avals, len(leaves), keep_count, new_shapes)
     runner.seed(example_args, closed, analysis)  # this trace serves these shapes
 
-    flops_before = _flops(closed.jaxpr, lambda v: tuple(v.aval.shape))
-    flops_after = _flops(*runner.plan(example_args))
+    flops_before = _flops(closed.jaxpr, lambda v: tuple(v.aval.shape), analysis.pvals)
+    flops_after = _flops(*runner.plan(example_args), analysis.pvals)
     rows = [
-        LayerReport(p, tuple(np.shape(a)), tuple(np.shape(b)), int(np.size(a)), int(np.size(b)))
-        for p, a, b in zip(paths, leaves, compact_leaves)
+        LayerReport(
+            p,
+            tuple(np.shape(a)),
+            tuple(np.shape(b)),
+            int(np.size(a)),
+            int(np.size(b)),
+            flops_before.get(i, 0),
+            flops_after.get(i, 0),
+        )
+        for i, (p, a, b) in enumerate(zip(paths, leaves, compact_leaves))
     ]
     kept = [
         line
@@ -169,8 +202,8 @@ def compact_with_plan(apply_fn, params, masks, *example_args, multiple_of: int =
         rows,
         sum(r.params_before for r in rows),
         sum(r.params_after for r in rows),
-        flops_before,
-        flops_after,
+        sum(flops_before.values()),
+        sum(flops_after.values()),
         kept,
     )
 
@@ -402,20 +435,28 @@ def _evaluate(jaxpr: jcore.Jaxpr, env: dict, shape) -> list[Any]:
     return [read(v) for v in jaxpr.outvars]
 
 
-def _flops(jaxpr: jcore.Jaxpr, shape) -> int:
-    total = 0
+def _flops(jaxpr: jcore.Jaxpr, shape, pvals: dict, out: dict | None = None) -> dict:
+    """Multiply-adds times two of each ``dot_general`` and convolution, by the params leaf
+    of its weight (None where the weight is no single leaf)."""
+    out = {} if out is None else out
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
         if name in _coupling.CALLS and _coupling.CALLS[name] in eqn.params:
             inner = eqn.params[_coupling.CALLS[name]]
-            total += _flops(inner.jaxpr if hasattr(inner, "jaxpr") else inner, shape)
-        elif name == "dot_general":
+            _flops(inner.jaxpr if hasattr(inner, "jaxpr") else inner, shape, pvals, out)
+            continue
+        if name == "dot_general":
             (lc, _), _ = eqn.params["dimension_numbers"]
             lhs = shape(eqn.invars[0])
-            total += 2 * math.prod(shape(eqn.outvars[0])) * math.prod(lhs[d] for d in lc)
+            n = 2 * math.prod(shape(eqn.outvars[0])) * math.prod(lhs[d] for d in lc)
         elif name == "conv_general_dilated":
             rhs = shape(eqn.invars[1])
             spec = eqn.params["dimension_numbers"].rhs_spec
             per_out = rhs[spec[1]] * math.prod(rhs[d] for d in spec[2:])
-            total += 2 * math.prod(shape(eqn.outvars[0])) * per_out
-    return total
+            n = 2 * math.prod(shape(eqn.outvars[0])) * per_out
+        else:
+            continue
+        weight = pvals.get(eqn.invars[1]) if not isinstance(eqn.invars[1], jcore.Literal) else None
+        leaf = weight.sources[0][0] if weight is not None and len(weight.sources) == 1 else None
+        out[leaf] = out.get(leaf, 0) + n
+    return out

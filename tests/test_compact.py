@@ -59,6 +59,12 @@ def test_an_mlp_loses_every_pruned_hidden_channel_and_computes_the_same(method, 
     h0, h1 = 16 - dead[0], 12 - dead[1]
     assert report.flops_before == 2 * 8 * (6 * 16 + 16 * 12 + 12 * 3)
     assert report.flops_after == 2 * 8 * (6 * h0 + h0 * h1 + h1 * 3)
+    rows = {r.path: r for r in report.layers}
+    assert (rows["l1/w"].flops_before, rows["l1/w"].flops_after) == (
+        2 * 8 * 16 * 12,
+        2 * 8 * h0 * h1,
+    )
+    assert rows["l1/b"].flops_before == 0 and rows["l1/b"].shape_after == (h1,)
     assert report.kept == []
     masked = jp.apply_masks(params, masks)
     for batch in (8, 3):  # other input shapes too, and under jit
@@ -365,3 +371,31 @@ def test_multiple_of_rounds_the_kept_channels_up_and_stays_exact():
     _close(fn(small, x), _mlp(jp.apply_masks(params, masks), x))
     with pytest.raises(ValueError, match="multiple_of=0"):
         jp.compact(_mlp, params, masks, x, multiple_of=0)
+
+
+def test_an_nnx_compact_model_round_trips_through_orbax(tmp_path):
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(6, 16, rngs=rngs)
+            self.b = nnx.Linear(16, 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.b(nnx.gelu(self.a(x)))
+
+    model = MLP(nnx.Rngs(0))
+    jp.nnx.prune(model, "ln_structured", amount=0.5, n=2, dim=-1, where="a/kernel")
+    jp.nnx.prune(model, "l1_unstructured", amount=0.25, where="b/kernel")
+    x = jax.random.normal(jax.random.key(1), (4, 6))
+    small, _ = jp.nnx.compact(model, x)
+    graphdef, state = nnx.split(small)
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(tmp_path / "small", state)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+    with ocp.StandardCheckpointer() as ckpt:
+        restored = ckpt.restore(tmp_path / "small", abstract)
+    again = nnx.merge(graphdef, restored)
+    assert again.a.kernel.shape == (6, 8) and jp.nnx.is_pruned(again)
+    _close(again(x), model(x))

@@ -43,6 +43,9 @@ PUBLIC = {
     "is_nm",
     "block_structured",
     "random_block_structured",
+    "compact",
+    "CompactReport",
+    "LayerReport",
 }
 
 
@@ -56,7 +59,14 @@ def test_public_api_is_pinned():
     }
     assert names == PUBLIC
     assert sorted(jaxprune.__all__) == sorted(PUBLIC)
-    assert set(jaxprune.nnx.__all__) == {"Mask", "Pruned", "prune", "remove", "is_pruned"}
+    assert set(jaxprune.nnx.__all__) == {
+        "Mask",
+        "Pruned",
+        "prune",
+        "remove",
+        "is_pruned",
+        "compact",
+    }
 
 
 MODULES = [
@@ -86,6 +96,7 @@ def _imports(name):
 INTEGRATION = {
     "jaxprune._optax": {"optax"},
     "jaxprune.nnx": {"flax"},
+    "jaxprune._nnx_compact": {"flax"},
     "jaxprune._io": {"orbax", "safetensors", "torch"},
     "jaxprune._cli": set(),
 }
