@@ -109,7 +109,8 @@ def compact(
     A channel is removed where every path it takes is understood (see
     :mod:`jaxprune._coupling`): through elementwise operations, biases, activations,
     normalisation with per-channel parameters (BatchNorm, GroupNorm's affine parameters),
-    pooling, reductions over other axes, reshapes and transposes, residual additions (a
+    pooling, reductions over other axes, reshapes and transposes, concatenations (at their
+    offsets), residual additions (a
     channel goes only where every coupled layer lost it) and into the input rows or input
     channels of the next dense layer or convolution. A removed channel that still carries a
     constant (a bias that was not pruned, BatchNorm's shift) has that constant folded into
@@ -238,6 +239,8 @@ def _rounded(analysis, removable, host, multiple: int) -> dict[int, np.ndarray]:
 
 def _why_kept(group, gone: np.ndarray, dead, paths: list[str], multiple: int) -> str | None:
     """A line for the report where channels that every producer lost stay, or None."""
+    if not group.producers:  # a concatenation: its parts report for themselves
+        return None
     lost = np.ones(group.size, bool)
     for leaf, axis in group.producers:
         lost &= dead(leaf, axis)
@@ -375,6 +378,12 @@ class _Runner:
         for g, group in analysis.groups.items():
             counts = {self._keep.get(k) for k in group.members} - {None}
             kept[g] = counts.pop() if len(counts) == 1 else group.size
+        # A concatenation keeps what its parts keep (older parts first).
+        for g in sorted(g for g, group in analysis.groups.items() if group.parts):
+            kept[g] = sum(
+                size if part is None else kept[analysis.find(part)]
+                for part, _, size in analysis.groups[g].parts
+            )
 
         def shape(var) -> tuple[int, ...]:
             old = tuple(var.aval.shape)

@@ -18,7 +18,9 @@ output channels are the kernel's output channels, and a channel the masks pruned
 is the constant 0. Elementwise operations (bias adds, activations, normalisation with
 per-channel params) carry the constants along (evaluated on the per-channel values), pooling
 and reductions over other axes keep them, reshapes, flattens and transposes move the axis,
-and a residual addition of two groups joins them into one (a channel survives where any
+a concatenation along the channels makes a group of its operands' groups at their offsets
+(channels go exactly where their parts' go), and a residual addition of two groups joins
+them into one (a channel survives where any
 producer kept it: its constant is only known where every operand's is). Each params leaf
 read along a group's channels (bias, norm parameters and statistics) becomes a member to
 slice.
@@ -115,11 +117,17 @@ class Entry:
 
 @dataclasses.dataclass
 class Group:
+    """Channels that go or stay together. A concatenation's group has ``parts``: the
+    groups it is made of, ``(group, offset, size)`` each (group None: channels of an
+    operand without channel information, which all stay); its channels go exactly where
+    its parts' do."""
+
     size: int
     producers: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     members: dict[tuple[int, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
     entries: list[Entry] = dataclasses.field(default_factory=list)
     pins: list[str] = dataclasses.field(default_factory=list)
+    parts: list[tuple[int | None, int, int]] | None = None
 
 
 class Analysis:
@@ -175,9 +183,11 @@ class Analysis:
         if a == b:
             return a
         ga, gb = self.groups[a], self.groups[b]
-        if ga.size != gb.size:
-            self._pin(a, where)
-            self._pin(b, where)
+        if ga.size != gb.size or ga.parts is not None or gb.parts is not None:
+            reason = where if ga.size != gb.size else f"{where}: a concatenation's channels "
+            reason += "" if ga.size != gb.size else "added to other channels"
+            self._pin(a, reason)
+            self._pin(b, reason)
             return a
         self.parent[b] = a
         ga.producers += gb.producers
@@ -276,6 +286,8 @@ class Analysis:
         (c,) = chans if len(chans) == 1 else (None,)
         in_shape = tuple(eqn.invars[0].aval.shape)
         out_shape = tuple(eqn.outvars[0].aval.shape) if eqn.outvars else ()
+        if name == "concatenate":
+            return [self._concatenate(eqn, ins, chans, where)]
         if c is not None and isinstance(ins[0], Chan):
             if name in ("reshape", "squeeze", "expand_dims"):
                 moved = _reshape_chan(c, in_shape, out_shape, self.group(c.group).size)
@@ -387,6 +399,40 @@ class Analysis:
         if any(m is None or m == OPAQUE for m in mapped):
             return None
         return leaf, mapped
+
+    def _concatenate(self, eqn, ins, chans: list[Chan], where: str) -> Chan | None:
+        """Along the channel axis: a group made of the operands' groups at their offsets.
+        Along another axis: the operands' channels are the same channels."""
+        dim = eqn.params["dimension"]
+        first = chans[0]
+        layouts = {(c.axis, c.outer, c.inner) for c in chans}
+        whole = all(isinstance(i, Chan) for i in ins)
+        if len(layouts) == 1 and first.axis != dim and whole:
+            for other in chans[1:]:
+                self._union(first.group, other.group, where)
+            const = first.const
+            for other in chans[1:]:
+                if const is not None and other.const is not None:
+                    const = np.where(np.isnan(other.const), np.nan, const)
+            return Chan(self.find(first.group), first.axis, first.outer, first.inner, const)
+        if not all(c.axis == dim and c.outer == c.inner == 1 for c in chans):
+            for c in chans:
+                self._pin(c.group, f"{where}: {_describe(eqn, [c])}")
+            return None
+        parts, consts, offset = [], [], 0
+        for var, info in zip(eqn.invars, ins):
+            size = var.aval.shape[dim]
+            if isinstance(info, Chan):
+                parts.append((self.find(info.group), offset, size))
+                consts.append(info.const)
+            else:  # its channels all stay
+                parts.append((None, offset, size))
+                consts.append(np.full(size, np.nan))
+            offset += size
+        g = self._new_group(offset)
+        self.groups[g].parts = parts
+        const = None if any(c is None for c in consts) else np.concatenate(consts)
+        return Chan(g, dim, 1, 1, const)
 
     def _dot(self, eqn, ins, where) -> Chan | None:
         lhs, rhs = ins
@@ -531,6 +577,20 @@ class Analysis:
                 fold = finite & (e.exact & (e.bias is not None))
                 ok &= (finite & (const == 0)) | fold
             out[g] = ok
+        # A concatenation's constraints hold for its parts (the newest concatenation
+        # first: it may be made of older ones), then its channels go where its parts' go.
+        cats = sorted((g for g, group in self.groups.items() if group.parts), reverse=True)
+        for g in cats:
+            for part, offset, size in self.groups[g].parts:
+                if part is not None:
+                    out[self.find(part)] &= out[g][offset : offset + size]
+        for g in reversed(cats):
+            out[g] = np.concatenate(
+                [
+                    np.zeros(size, bool) if part is None else out[self.find(part)]
+                    for part, _, size in self.groups[g].parts
+                ]
+            )
         return out
 
 
@@ -555,7 +615,7 @@ def _describe(eqn: jcore.JaxprEqn, chans: list[Chan]) -> str:
     if name == "dot_general":
         return "a matmul of two activations (attention) or with batch axes"
     if name == "concatenate":
-        return "a concatenation along the channel axis"
+        return "a concatenation of channels laid out differently"
     return f"{name} is not followed through"
 
 

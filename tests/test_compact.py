@@ -399,3 +399,72 @@ def test_an_nnx_compact_model_round_trips_through_orbax(tmp_path):
     again = nnx.merge(graphdef, restored)
     assert again.a.kernel.shape == (6, 8) and jp.nnx.is_pruned(again)
     _close(again(x), model(x))
+
+
+def test_concatenated_channels_go_at_their_offsets():
+    k = jax.random.split(jax.random.key(0), 6)
+    params = {
+        "a": jax.random.normal(k[0], (4, 6)),
+        "ba": 0.3 * jax.random.normal(k[1], (6,)),  # nonzero: relu(ba) folds into bc
+        "b": jax.random.normal(k[2], (4, 5)),
+        "c": jax.random.normal(k[3], (6 + 5 + 4, 3)),
+        "bc": jnp.zeros(3),
+    }
+
+    def f(p, x):
+        # the model's input joins too: its 4 channels all stay
+        h = jnp.concatenate([jax.nn.relu(x @ p["a"] + p["ba"]), x @ p["b"], x], axis=-1)
+        return h @ p["c"] + p["bc"]
+
+    masks = jax.tree.map(lambda _: True, params)
+    masks["a"] = jnp.ones((1, 6), bool).at[0, jnp.array([1, 4])].set(False)
+    masks["b"] = jnp.ones((1, 5), bool).at[0, 0].set(False)
+    x = jax.random.normal(k[4], (3, 4))
+    fn, small, report = jp.compact(f, params, masks, x)
+    rows = [0, 2, 3, 5] + [6 + i for i in (1, 2, 3, 4)] + [11, 12, 13, 14]
+    np.testing.assert_array_equal(small["c"], np.asarray(params["c"])[rows])
+    assert small["a"].shape == (4, 4) and small["b"].shape == (4, 4) and report.kept == []
+    _close(fn(small, x), f(jp.apply_masks(params, masks), x))
+    x7 = jax.random.normal(k[5], (7, 4))
+    _close(jax.jit(fn)(small, x7), f(jp.apply_masks(params, masks), x7))
+
+
+def test_an_inception_style_concatenation_of_convolutions_and_a_nested_one():
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            a = nn.relu(nn.Conv(8, (1, 1))(x))
+            b = nn.relu(nn.Conv(6, (1, 1))(x))
+            c = nn.relu(nn.Conv(4, (1, 1))(x))
+            h = jnp.concatenate([jnp.concatenate([a, b], axis=-1), c], axis=-1)
+            h = nn.Conv(10, (3, 3), padding="VALID")(h)
+            return nn.Dense(3)(h.mean(axis=(1, 2)))
+
+    model = Net()
+    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))
+    v = model.init(jax.random.key(1), x)
+    where = r"Conv_[012]/kernel"
+    masks = jp.prune(v, "ln_structured", amount=0.5, n=2, dim=-1, where=where)
+    for layer in ("Conv_0", "Conv_1", "Conv_2"):  # biases of the pruned channels too
+        masks["params"][layer]["bias"] = masks["params"][layer]["kernel"].reshape(-1)
+    fn, small, report = jp.compact(model.apply, v, masks, x)
+    assert small["params"]["Conv_3"]["kernel"].shape == (3, 3, 4 + 3 + 2, 10)
+    assert report.kept == []
+    _close(fn(small, x), model.apply(jp.apply_masks(v, masks), x))
+
+
+def test_a_concatenation_along_another_axis_keeps_the_channels_coupled():
+    k = jax.random.split(jax.random.key(2), 3)
+    params = {"a": jax.random.normal(k[0], (4, 6)), "b": jax.random.normal(k[1], (6, 2))}
+    masks = {"a": jnp.ones((1, 6), bool).at[0, 2].set(False), "b": True}
+
+    def f(p, x):
+        h = jax.nn.relu(x @ p["a"])
+        return jnp.concatenate([h, 2 * h], axis=0) @ p["b"]  # the batch axis
+
+    x = jax.random.normal(k[2], (3, 4))
+    fn, small, _ = jp.compact(f, params, masks, x)
+    assert small["a"].shape == (4, 5) and small["b"].shape == (5, 2)
+    _close(fn(small, x), f(jp.apply_masks(params, masks), x))
