@@ -105,6 +105,8 @@ def compact(
     with smaller leaves, and ``compact_apply_fn(compact_params, *args)`` returns what
     ``apply_fn(apply_masks(params, masks), *args)`` returns, up to float rounding, for inputs
     of any shape the original accepts (it is re-traced per input shape; ``jax.jit`` it).
+    ``example_args`` are arrays (or pytrees of arrays); close over static arguments such as
+    a ``train`` flag.
 
     A channel is removed where every path it takes is understood (see
     :mod:`jaxprune._coupling`): through elementwise operations, biases, activations,
