@@ -43,9 +43,10 @@ import dataclasses
 import math
 from typing import Any
 
-import jax
 import numpy as np
 from jax.extend import core as jcore
+
+from . import _host_eval
 
 #: Primitives applied entry by entry: they keep every axis, and a constant channel stays
 #: constant (its value is computed on the per-channel values).
@@ -259,7 +260,7 @@ class Analysis:
         """Evaluate concretely (when values are known) and follow the leaf axes."""
         values = None
         if all(i.value is not None for i in ins) and self.leaves is not None:
-            values = _on_host(eqn, [i.value for i in ins])
+            values = _host_eval.on_host(eqn, [i.value for i in ins])
         shapes = [tuple(v.aval.shape) for v in eqn.invars]
         results = []
         for k, var in enumerate(eqn.outvars):
@@ -355,7 +356,7 @@ class Analysis:
                 vectors.append(None if first.const is None else np.full(size, np.nan))
         const = None
         if self.leaves is not None and all(v is not None for v in vectors):
-            const = _apply_per_channel(eqn, vectors, size)
+            const = _host_eval.per_channel(eqn, vectors, size)
         del out_shape
         return Chan(first.group, first.axis, first.outer, first.inner, const)
 
@@ -641,111 +642,6 @@ def _vector_leaf(info: PVal, axis: int) -> tuple[int, int] | None:
     if any(a is not None for i, a in enumerate(axes) if i != axis):
         return None
     return leaf, axes[axis]
-
-
-def _apply_per_channel(eqn, vectors, size: int) -> np.ndarray:
-    """The primitive applied to per-channel values in float64 (NaN where an operand's is
-    NaN)."""
-    args = [np.broadcast_to(np.asarray(v, np.float64), size) for v in vectors]
-    unknown = np.zeros(size, bool)
-    for a in args:
-        unknown |= np.isnan(a)
-    fn = _NUMPY.get(eqn.primitive.name)
-    with np.errstate(all="ignore"):
-        if fn is not None:
-            out = np.asarray(fn(*args, **eqn.params), np.float64)
-        else:  # a rarer primitive: JAX itself, in the operands' dtypes
-            cast = [jax.numpy.asarray(a, v.aval.dtype) for a, v in zip(args, eqn.invars)]
-            with jax.ensure_compile_time_eval():
-                out = np.asarray(
-                    eqn.primitive.bind(*cast, **eqn.primitive.get_bind_params(eqn.params)),
-                    np.float64,
-                )
-    return np.where(unknown, np.nan, np.broadcast_to(out, size))
-
-
-def _on_host(eqn, values: list[Any]) -> list[Any]:
-    """Evaluate a params-only equation: in NumPy for the common primitives (no program to
-    compile for each new shape), else with JAX."""
-    name = eqn.primitive.name
-    out_aval = eqn.outvars[0].aval if eqn.outvars else None
-    fn = _NUMPY.get(name)
-    arrays = [np.asarray(v) for v in values]
-    with np.errstate(all="ignore"):
-        if fn is not None and not eqn.primitive.multiple_results:
-            dtype = np.dtype(out_aval.dtype)
-            return [np.asarray(fn(*arrays, **eqn.params)).astype(dtype, copy=False)]
-        if name == "reshape":
-            return [arrays[0].reshape(eqn.params["new_sizes"])]
-        if name == "broadcast_in_dim":
-            shape, dims = eqn.params["shape"], eqn.params["broadcast_dimensions"]
-            expanded = [1] * len(shape)
-            for i, d in enumerate(dims):
-                expanded[d] = arrays[0].shape[i]
-            return [np.broadcast_to(arrays[0].reshape(expanded), shape)]
-        if name == "transpose":
-            return [arrays[0].transpose(eqn.params["permutation"])]
-        if name == "squeeze":
-            return [arrays[0].squeeze(tuple(eqn.params["dimensions"]))]
-    params = eqn.primitive.get_bind_params(eqn.params)
-    out = eqn.primitive.bind(*values, **params)
-    return list(out) if eqn.primitive.multiple_results else [out]
-
-
-def _select_n(pred, *cases, **_):
-    return np.choose(np.asarray(pred).astype(np.int64), cases)
-
-
-def _erf(x, **_):
-    import math
-
-    return np.vectorize(math.erf, otypes=[np.float64])(x)
-
-
-def _unary(f):
-    return lambda x, **_: f(x)
-
-
-def _binary(f):
-    return lambda x, y, **_: f(x, y)
-
-
-#: NumPy versions of the elementwise primitives met most (keyword arguments: the
-#: equation's params).
-_NUMPY = {
-    "add": _binary(np.add),
-    "sub": _binary(np.subtract),
-    "mul": _binary(np.multiply),
-    "div": _binary(np.divide),
-    "max": _binary(np.maximum),
-    "min": _binary(np.minimum),
-    "pow": _binary(np.power),
-    "neg": _unary(np.negative),
-    "exp": _unary(np.exp),
-    "log": _unary(np.log),
-    "log1p": _unary(np.log1p),
-    "expm1": _unary(np.expm1),
-    "tanh": _unary(np.tanh),
-    "logistic": _unary(lambda x: 1.0 / (1.0 + np.exp(-x))),
-    "abs": _unary(np.abs),
-    "sqrt": _unary(np.sqrt),
-    "rsqrt": _unary(lambda x: 1.0 / np.sqrt(x)),
-    "square": _unary(np.square),
-    "sign": _unary(np.sign),
-    "erf": _erf,
-    "integer_pow": lambda x, y, **_: np.power(x, y),
-    "convert_element_type": _unary(lambda x: x),
-    "stop_gradient": _unary(lambda x: x),
-    "copy": _unary(lambda x: x),
-    "copy_p": _unary(lambda x: x),
-    "select_n": _select_n,
-    "gt": _binary(np.greater),
-    "lt": _binary(np.less),
-    "ge": _binary(np.greater_equal),
-    "le": _binary(np.less_equal),
-    "eq": _binary(np.equal),
-    "ne": _binary(np.not_equal),
-}
 
 
 def _blocks(in_shape, out_shape):
