@@ -16,7 +16,7 @@ grid, is pruned first), so the counts, the rounding and the errors are the libra
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import functools
 import math
 import numbers
@@ -125,15 +125,10 @@ def expand(kept: Array, shape: tuple[int, ...], block_shape: tuple[int, int]) ->
     return full[..., : shape[-2], : shape[-1]]
 
 
-class _in_blocks(contextlib.AbstractContextManager):
-    """Count errors in blocks: the selection runs over one score per block, and its
-    messages would speak of the entries of the block grid."""
-
-    def __exit__(self, kind, err, tb):
-        if kind is ValueError and "entries of a tensor of shape" in str(err):
-            text = str(err).replace("entries of a tensor of shape", "blocks, a grid of shape")
-            raise ValueError(text) from None
-        return False
+#: The selections over one score per block: the library's L1 and random selections, whose
+#: messages count blocks (not registered: they are not methods of their own).
+_BY_NORM = dataclasses.replace(_unstructured.L1_UNSTRUCTURED, units="blocks")
+_AT_RANDOM = dataclasses.replace(_unstructured.RANDOM_UNSTRUCTURED, units="blocks")
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -184,8 +179,7 @@ def block_structured(
     prior = _checks.as_mask(default_mask, x.shape, "default_mask")
     norms = block_norms(x if scores is None else scores, block_shape, n)
     alive = alive_blocks(prior, x.shape, block_shape)
-    with _in_blocks():
-        kept = _unstructured.l1_unstructured(norms, amount, default_mask=alive)
+    kept = _methods.call(_BY_NORM, None, norms, amount, default_mask=alive)
     return _finish(kept, prior, x.shape, block_shape)
 
 
@@ -214,10 +208,7 @@ def random_block_structured(
     rows, cols = block_shape
     grid = x.shape[:-2] + (-(-x.shape[-2] // rows), -(-x.shape[-1] // cols))
     alive = alive_blocks(prior, x.shape, block_shape)
-    with _in_blocks():
-        kept = _unstructured.random_unstructured(
-            key, jnp.zeros(grid, jnp.float32), amount, default_mask=alive
-        )
+    kept = _methods.call(_AT_RANDOM, key, jnp.zeros(grid, jnp.float32), amount, default_mask=alive)
     return _finish(kept, prior, x.shape, block_shape)
 
 
@@ -238,9 +229,9 @@ def scheduled_blocks(
     rows, cols = block_shape
     grid = tuple(x.shape[:-2]) + (-(-x.shape[-2] // rows), -(-x.shape[-1] // cols))
     if key is None:
-        method, scores = _unstructured.L1_UNSTRUCTURED, block_norms(x, block_shape, _check_norm(n))
+        method, scores = _BY_NORM, block_norms(x, block_shape, _check_norm(n))
     else:
-        method, scores = _unstructured.RANDOM_UNSTRUCTURED, None
+        method, scores = _AT_RANDOM, None
     spec = _methods.plan(method, grid)
     alive = alive_blocks(prior, tuple(x.shape), block_shape)
     k = _amount.count_to_reach(sparsity, spec.units, _methods.n_alive(spec, alive))

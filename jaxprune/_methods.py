@@ -143,6 +143,8 @@ def unit_shape(spec: Spec) -> tuple[int, ...]:
 
 def what(spec: Spec) -> str:
     """The units of a call, for error messages."""
+    if spec.method.units:
+        return f"{spec.method.units}, a grid of shape {spec.shape}"
     units = "channels" if spec.dim is not None else "entries"
     return f"{units} of a tensor of shape {spec.shape}"
 

@@ -62,6 +62,8 @@ class Method:
             mask (``key`` None for a method that is not random; ``options`` without
             ``amount``). None: the method cannot be scheduled.
         alias: another name ``jp.global_unstructured`` accepts (``"l1"``, ``"random"``).
+        units: what the units are called in error messages, when not entries or channels
+            (the block methods select over a grid of ``"blocks"``).
         builtin: one of torch's methods.
         function: the core function (set when the method is registered).
     """
@@ -81,6 +83,7 @@ class Method:
     grouped: bool = False
     scheduled: Callable[..., Array] | None = None
     alias: str | None = None
+    units: str = ""
     builtin: bool = False
     function: Callable[..., Array] | None = None
 
