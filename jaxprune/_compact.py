@@ -125,8 +125,8 @@ def compact(
 
     ``multiple_of`` rounds the channels each group keeps up to a multiple of it (keeping
     back some removable channels, the highest indices first, exactly as they were): XLA's
-    CPU convolutions run far faster on channel counts that are multiples of 8 (a ResNet
-    kept at 19 and 38 channels took 37.6 ms, at 24 and 40 26.2 ms; benchmarks/RESULTS.md).
+    CPU convolutions run far faster on channel counts that are multiples of 8
+    (benchmarks/RESULTS.md, "Compaction").
     Groups of attention heads (a layer's output axis that is not its kernel's last) are
     not rounded.
 
