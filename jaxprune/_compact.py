@@ -179,7 +179,7 @@ def compact_with_plan(apply_fn, params, masks, *example_args, multiple_of: int =
         treedef, [jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in leaves]
     )
     new_shapes = [tuple(np.shape(x)) for x in compact_leaves]
-    runner = _Runner(apply_fn, avals, len(leaves), keep_count, new_shapes)
+    runner = _Runner(apply_fn, avals, len(leaves), keep_count, new_shapes, dead)
     runner.seed(example_args, closed, analysis)  # this trace serves these shapes
 
     flops_before = _flops(closed.jaxpr, lambda v: tuple(v.aval.shape), analysis.pvals)
@@ -343,12 +343,13 @@ class _Runner:
     """``compact_apply_fn``: the original jaxpr, re-traced per input shape, evaluated on the
     compact params with its shapes adjusted."""
 
-    def __init__(self, apply_fn, avals, n_params, keep_count, new_shapes):
+    def __init__(self, apply_fn, avals, n_params, keep_count, new_shapes, dead):
         self._apply_fn = apply_fn
         self._avals = avals
         self._n = n_params
         self._keep = keep_count
         self._leaf_shapes = new_shapes
+        self._dead = dead  # the masks' dead channels: the same groups in every re-trace
         self._cache: dict[Any, tuple] = {}
         functools.update_wrapper(self, apply_fn, updated=())
 
@@ -366,7 +367,7 @@ class _Runner:
         spec, key = self._key(args)
         if key not in self._cache:
             closed = jax.make_jaxpr(self._apply_fn)(self._avals, *spec)
-            analysis = _coupling.Analysis(closed, self._n, None, None)
+            analysis = _coupling.Analysis(closed, self._n, None, self._dead)
             self._cache[key] = (closed, self._shape_fn(analysis))
         return self._cache[key]
 

@@ -457,7 +457,7 @@ class Analysis:
         out_axes, in_axes = mapped[: len(free)], mapped[len(free) :]
         # Several output axes (DenseGeneral: heads and head size): the group runs along the
         # one the masks pruned whole slices of (the heads), else the first.
-        pick = [i for i, a in enumerate(out_axes) if self.leaves and self.dead(leaf, a).any()]
+        pick = [i for i, a in enumerate(out_axes) if self.dead and self.dead(leaf, a).any()]
         pick = pick[0] if len(pick) == 1 else 0
         out_axis = out_axes[pick]
         entries = []

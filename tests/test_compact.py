@@ -468,3 +468,25 @@ def test_a_concatenation_along_another_axis_keeps_the_channels_coupled():
     fn, small, _ = jp.compact(f, params, masks, x)
     assert small["a"].shape == (4, 5) and small["b"].shape == (5, 2)
     _close(fn(small, x), f(jp.apply_masks(params, masks), x))
+
+
+def test_a_multi_axis_dense_pruned_along_its_second_output_axis_retraces_alike():
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.gelu(nn.DenseGeneral((4, 8))(x))  # (heads, head size)
+            return nn.DenseGeneral(16, axis=(-2, -1))(h)
+
+    model = Net()
+    x = jax.random.normal(jax.random.key(1), (2, 5, 16))
+    v = model.init(jax.random.key(0), x)
+    mask = jnp.ones((1, 1, 8), bool).at[0, 0, jnp.array([1, 5])].set(False)
+    masks = jax.tree.map(lambda _: True, v)
+    masks["params"]["DenseGeneral_0"] = {"kernel": mask, "bias": mask[0]}
+    fn, small, _ = jp.compact(model.apply, v, masks, x)
+    assert small["params"]["DenseGeneral_0"]["kernel"].shape == (16, 4, 6)
+    assert small["params"]["DenseGeneral_1"]["kernel"].shape == (4, 6, 16)
+    x2 = jax.random.normal(jax.random.key(3), (3, 7, 16))  # a new shape: a new trace
+    _close(fn(small, x2), model.apply(jp.apply_masks(v, masks), x2))
