@@ -156,7 +156,7 @@ def compact_with_plan(apply_fn, params, masks, *example_args, multiple_of: int =
     masked = _basic_masked(params, masks)
     paths, leaves, treedef = _paths.flatten(masked)
     mask_leaves = _aligned_masks(masks, treedef, paths)
-    host = [np.asarray(leaf) for leaf in leaves]
+    host = [_on_host(leaf) for leaf in leaves]
     dead = _dead_fn(host, mask_leaves)
     closed = jax.make_jaxpr(apply_fn)(masked, *example_args)
     analysis = _coupling.Analysis(closed, len(leaves), host, dead)
@@ -237,6 +237,15 @@ def _rounded(analysis, removable, host, multiple: int) -> dict[int, np.ndarray]:
         gone[np.flatnonzero(gone)[-(want - kept) :]] = False  # the highest indices stay
         out[g] = gone
     return out
+
+
+def _on_host(leaf: Any) -> Any:
+    """A leaf as NumPy, except PRNG keys (an NNX model's ``Rngs``), which stay JAX arrays:
+    they carry no channels and NumPy cannot hold them."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        return leaf
+    return np.asarray(leaf)
 
 
 def _why_kept(group, gone: np.ndarray, dead, paths: list[str], multiple: int) -> str | None:

@@ -490,3 +490,25 @@ def test_a_multi_axis_dense_pruned_along_its_second_output_axis_retraces_alike()
     assert small["params"]["DenseGeneral_1"]["kernel"].shape == (4, 6, 16)
     x2 = jax.random.normal(jax.random.key(3), (3, 7, 16))  # a new shape: a new trace
     _close(fn(small, x2), model.apply(jp.apply_masks(v, masks), x2))
+
+
+def test_an_nnx_model_with_dropout_and_its_rng_keys_compacts_in_eval_mode():
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(4, 8, rngs=rngs)
+            self.drop = nnx.Dropout(0.2, rngs=rngs)  # holds PRNG keys in its state
+            self.b = nnx.Linear(8, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.b(self.drop(nnx.relu(self.a(x))))
+
+    model = Net(nnx.Rngs(0))
+    model.eval()
+    jp.nnx.prune(model, "ln_structured", amount=0.5, n=2, dim=-1, where="a/kernel")
+    x = jax.random.normal(jax.random.key(1), (3, 4))
+    small, report = jp.nnx.compact(model, x)
+    assert small.a.kernel.shape == (4, 4) and small.b.kernel.shape == (4, 2)
+    assert report.kept == []
+    _close(small(x), model(x))
