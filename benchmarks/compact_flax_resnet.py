@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 import jaxprune as jp
+
+from .suite import _measure
 
 
 def _load(path: str):
@@ -50,16 +50,6 @@ def _inner_masks(variables, amount, inner):
     return masks
 
 
-def _median(fn, reps):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compact_flax_resnet")
     parser.add_argument("models_py", help="flax's examples/imagenet/models.py")
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = full(masked, x)
         err = float(jnp.max(jnp.abs(ref - compact(small, x))) / jnp.max(jnp.abs(ref)))
         t_small, t_masked, t_dense = (
-            _median(lambda f=f, p=p, x=x: f(p, x), args.reps)
+            _measure.median_time(lambda f=f, p=p, x=x: f(p, x), args.reps)
             for f, p in ((compact, small), (full, masked), (full, variables))
         )
         assert not report.kept, report.kept

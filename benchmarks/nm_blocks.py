@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import functools
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -52,16 +50,6 @@ def _block_reference(w, block, amount):
     _, pruned = jax.lax.top_k(-norms, k)
     kept = jnp.ones(norms.size, bool).at[pruned].set(False).reshape(r, c)
     return jnp.repeat(jnp.repeat(kept, block, axis=0), block, axis=1)
-
-
-def _median(fn, reps):
-    jax.block_until_ready(fn())  # warm-up: compilation and first page faults
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         ("2:4", nm_masks, nm_ref),
         ("16x16 blocks, 0.5", block_masks, block_ref),
     ):
-        t_ours = _median(ours, args.reps)
-        t_ref = _median(ref, args.reps)
-        t_both = _median(lambda ours=ours: jp.apply_masks(params, ours()), args.reps)
-        t_ref_both = _median(lambda ref=ref: jp.apply_masks(params, ref()), args.reps)
+        t_ours = _measure.median_time(ours, args.reps)
+        t_ref = _measure.median_time(ref, args.reps)
+        t_both = _measure.median_time(lambda ours=ours: jp.apply_masks(params, ours()), args.reps)
+        t_ref_both = _measure.median_time(lambda ref=ref: jp.apply_masks(params, ref()), args.reps)
         rows.append([name, t_ours, t_ref, t_both, t_ref_both])
     # Masks and pruned weights in one jitted step of the user's, the params donated (the
     # pruned weights written where the weights were): the mask never leaves the program.
@@ -121,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             masks, state["p"] = step(state["p"])  # pruning pruned weights: the same work
             return masks, state["p"]
 
-        row.append(_median(once, args.reps))
+        row.append(_measure.median_time(once, args.reps))
     print(
         f"{platform.processor() or platform.machine()}, jax {jax.__version__}; "
         f"{args.blocks} GPT-2-medium blocks, {model.n_params / 1e6:.0f}M params, "
