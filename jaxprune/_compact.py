@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from . import _coupling, _paths
+from . import _coupling, _methods, _paths
 from ._typing import PyTree
 
 
@@ -290,13 +290,7 @@ def _dead_fn(host: list[np.ndarray], mask_leaves: list[Any]):
     @functools.cache
     def dead(leaf: int, axis: int) -> np.ndarray:
         """Output channels of ``host[leaf]`` along ``axis`` that the mask prunes entirely."""
-        shape = host[leaf].shape
-        m = np.asarray(mask_leaves[leaf], bool)
-        m = m.reshape((1,) * (len(shape) - m.ndim) + m.shape)
-        others = tuple(i for i in range(len(shape)) if i != axis and m.shape[i] != 1)
-        alive = m.any(axis=others, keepdims=True) if others else m
-        alive = np.broadcast_to(alive.reshape(-1), (shape[axis],))
-        return ~alive
+        return ~_methods.alive_channels_numpy(host[leaf].shape, axis, mask_leaves[leaf])
 
     return dead
 

@@ -94,16 +94,22 @@ def _on_host(prior: Any) -> bool:
 
 def _count_alive_numpy(spec: Spec, prior: Any) -> int:
     """:func:`alive_units` counted by NumPy (no program to compile, no device round trip)."""
-    p = np.asarray(prior)
     if spec.dim is None:
-        return int(np.count_nonzero(np.broadcast_to(p, spec.shape)))
-    ndim = len(spec.shape)
-    others = [i for i in range(ndim) if i != spec.dim]
-    if any(spec.shape[i] == 0 for i in others):
-        return 0
+        return int(np.count_nonzero(np.broadcast_to(np.asarray(prior), spec.shape)))
+    return int(np.count_nonzero(alive_channels_numpy(spec.shape, spec.dim, prior)))
+
+
+def alive_channels_numpy(shape: tuple[int, ...], dim: int, prior: Any) -> np.ndarray:
+    """:func:`alive_units` of channels along ``dim`` by NumPy: a channel is alive while the
+    prior (any shape that broadcasts, keepdims included) keeps one of its entries."""
+    ndim = len(shape)
+    others = [i for i in range(ndim) if i != dim]
+    if any(shape[i] == 0 for i in others):  # torch's `sum != 0` over no entries
+        return np.zeros(shape[dim], bool)
+    p = np.asarray(prior, bool)
     p = p.reshape((1,) * (ndim - p.ndim) + p.shape)
     alive = np.any(p, axis=tuple(i for i in others if p.shape[i] != 1), keepdims=True)
-    return int(np.count_nonzero(np.broadcast_to(alive.reshape(-1), (spec.units,))))
+    return np.broadcast_to(alive.reshape(-1), (shape[dim],))
 
 
 def count_alive_now(specs: list[Spec], priors: list[Array]) -> list[int]:
