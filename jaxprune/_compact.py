@@ -158,7 +158,7 @@ def compact_with_plan(apply_fn, params, masks, *example_args, multiple_of: int =
     mask_leaves = _aligned_masks(masks, treedef, paths)
     host = [_on_host(leaf) for leaf in leaves]
     dead = _dead_fn(host, mask_leaves)
-    closed = jax.make_jaxpr(apply_fn)(masked, *example_args)
+    closed, out_shapes = jax.make_jaxpr(apply_fn, return_shape=True)(masked, *example_args)
     analysis = _coupling.Analysis(closed, len(leaves), host, dead)
     if isinstance(multiple_of, bool) or not isinstance(multiple_of, int) or multiple_of < 1:
         raise ValueError(f"multiple_of={multiple_of!r} should be a positive int")
@@ -180,7 +180,8 @@ def compact_with_plan(apply_fn, params, masks, *example_args, multiple_of: int =
     )
     new_shapes = [tuple(np.shape(x)) for x in compact_leaves]
     runner = _Runner(apply_fn, avals, len(leaves), keep_count, new_shapes, dead)
-    runner.seed(example_args, closed, analysis)  # this trace serves these shapes
+    # This trace serves these shapes.
+    runner.seed(example_args, closed, analysis, jax.tree_util.tree_structure(out_shapes))
 
     flops_before = _flops(closed.jaxpr, lambda v: tuple(v.aval.shape), analysis.pvals)
     flops_after = _flops(*runner.plan(example_args), analysis.pvals)
@@ -362,21 +363,23 @@ class _Runner:
         leaves = tuple((s.shape, s.dtype) for s in jax.tree.leaves(spec))
         return spec, (jax.tree_util.tree_structure(spec), leaves)
 
-    def seed(self, args, closed, analysis) -> None:
+    def seed(self, args, closed, analysis, out_tree) -> None:
         """Reuse ``compact``'s own trace and analysis for ``args``' shapes."""
-        self._cache[self._key(args)[1]] = (closed, self._shape_fn(analysis))
+        self._cache[self._key(args)[1]] = (closed, self._shape_fn(analysis), out_tree)
 
     def _plan(self, args):
+        """The jaxpr for ``args``' shapes, each variable's compact shape, and the output's
+        tree structure (traced once per input shape)."""
         spec, key = self._key(args)
         if key not in self._cache:
-            closed = jax.make_jaxpr(self._apply_fn)(self._avals, *spec)
+            closed, out = jax.make_jaxpr(self._apply_fn, return_shape=True)(self._avals, *spec)
             analysis = _coupling.Analysis(closed, self._n, None, self._dead)
-            self._cache[key] = (closed, self._shape_fn(analysis))
+            self._cache[key] = (closed, self._shape_fn(analysis), jax.tree.structure(out))
         return self._cache[key]
 
     def plan(self, args) -> tuple[jcore.Jaxpr, Any]:
         """The jaxpr for ``args``' shapes and each of its variables' compact shape."""
-        closed, shape = self._plan(args)
+        closed, shape, _ = self._plan(args)
         return closed.jaxpr, shape
 
     def _shape_fn(self, analysis):
@@ -410,17 +413,11 @@ class _Runner:
         return shape
 
     def __call__(self, params: PyTree, *args: Any) -> Any:
-        closed, shape = self._plan(args)
+        closed, shape, out_tree = self._plan(args)
         flat = jax.tree_util.tree_leaves(params) + jax.tree_util.tree_leaves(args)
         env = dict(zip(closed.jaxpr.constvars, closed.consts))
         env.update(zip(closed.jaxpr.invars, flat))
-        outs = _evaluate(closed.jaxpr, env, shape)
-        return jax.tree_util.tree_unflatten(_out_tree(self._apply_fn, self._avals, args), outs)
-
-
-def _out_tree(apply_fn, avals, args):
-    spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), args)
-    return jax.tree_util.tree_structure(jax.eval_shape(apply_fn, avals, *spec))
+        return jax.tree_util.tree_unflatten(out_tree, _evaluate(closed.jaxpr, env, shape))
 
 
 def _evaluate(jaxpr: jcore.Jaxpr, env: dict, shape) -> list[Any]:
@@ -430,10 +427,10 @@ def _evaluate(jaxpr: jcore.Jaxpr, env: dict, shape) -> list[Any]:
     for eqn in jaxpr.eqns:
         vals = [read(v) for v in eqn.invars]
         name = eqn.primitive.name
-        if name in _coupling.CALLS and _coupling.CALLS[name] in eqn.params:
-            inner = eqn.params[_coupling.CALLS[name]]
-            sub = inner.jaxpr if hasattr(inner, "jaxpr") else inner
-            sub_env = dict(zip(sub.constvars, getattr(inner, "consts", [])))
+        call = _coupling.inner_jaxpr(eqn)
+        if call is not None:
+            sub, consts = call
+            sub_env = dict(zip(sub.constvars, consts))
             sub_env.update(zip(sub.invars, vals[len(vals) - len(sub.invars) :]))
             outs = _evaluate(sub, sub_env, shape)
         else:
@@ -456,9 +453,9 @@ def _flops(jaxpr: jcore.Jaxpr, shape, pvals: dict, out: dict | None = None) -> d
     out = {} if out is None else out
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        if name in _coupling.CALLS and _coupling.CALLS[name] in eqn.params:
-            inner = eqn.params[_coupling.CALLS[name]]
-            _flops(inner.jaxpr if hasattr(inner, "jaxpr") else inner, shape, pvals, out)
+        call = _coupling.inner_jaxpr(eqn)
+        if call is not None:
+            _flops(call[0], shape, pvals, out)
             continue
         if name == "dot_general":
             (lc, _), _ = eqn.params["dimension_numbers"]

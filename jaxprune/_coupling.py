@@ -71,6 +71,19 @@ CALLS = {
 OPAQUE = -1  # a params value's axis that is no single axis of its leaf
 
 
+def inner_jaxpr(eqn: jcore.JaxprEqn) -> tuple[jcore.Jaxpr, list[Any]] | None:
+    """The jaxpr (and its constants) that a call equation runs (:data:`CALLS`), walked and
+    evaluated as if inlined; None for any other equation. Its inputs are the equation's
+    last ``len(jaxpr.invars)`` operands."""
+    key = CALLS.get(eqn.primitive.name)
+    if key is None or key not in eqn.params:
+        return None
+    inner = eqn.params[key]
+    if hasattr(inner, "jaxpr"):  # a ClosedJaxpr
+        return inner.jaxpr, list(inner.consts)
+    return inner, []
+
+
 @dataclasses.dataclass
 class Chan:
     """An activation whose ``axis`` carries the channels of group ``group``."""
@@ -111,7 +124,6 @@ class Entry:
     inner: int
     const: np.ndarray | None
     exact: bool  # a constant folds exactly (dense, or a convolution without padding)
-    spatial: tuple[int, ...]  # the kernel's spatial axes (summed when folding), or ()
     out_axis: int  # the kernel's output axis
     bias: tuple[int, int] | None = None  # (leaf, axis) of the bias added right after
 
@@ -233,12 +245,10 @@ class Analysis:
                 uses[v] = uses.get(v, 0) + 1
         for eqn in jaxpr.eqns:
             ins = [self._read(env, v) for v in eqn.invars]
-            name = eqn.primitive.name
             where = _where(eqn)
-            if name in CALLS and CALLS[name] in eqn.params:
-                inner = eqn.params[CALLS[name]]
-                sub = inner.jaxpr if hasattr(inner, "jaxpr") else inner
-                consts = getattr(inner, "consts", [])
+            call = inner_jaxpr(eqn)
+            if call is not None:
+                sub, consts = call
                 sub_env = {v: PVal(np.asarray(c), ()) for v, c in zip(sub.constvars, consts)}
                 n_skip = len(eqn.invars) - len(sub.invars)
                 sub_env.update(zip(sub.invars, ins[n_skip:]))
@@ -329,7 +339,6 @@ class Analysis:
                 return None
             self._union(first.group, other.group, where)
         size = self.group(first.group).size
-        out_shape = tuple(eqn.outvars[0].aval.shape)
         # A bias added right after a consumer: the consumer's constants fold into it.
         if eqn.primitive.name == "add" and len(chans) == 1:
             for var, info in zip(eqn.invars, ins):
@@ -357,7 +366,6 @@ class Analysis:
         const = None
         if self.leaves is not None and all(v is not None for v in vectors):
             const = _host_eval.per_channel(eqn, vectors, size)
-        del out_shape
         return Chan(first.group, first.axis, first.outer, first.inner, const)
 
     def _per_channel(self, info: PVal, var, chan: Chan, size: int, where: str):
@@ -466,7 +474,7 @@ class Analysis:
                 self._pin(lhs.group, f"{where}: a matmul that does not contract the channels")
             else:
                 k_axis = in_axes[list(lc).index(lhs.axis)]
-                entries.append(self._entry(lhs, leaf, k_axis, True, (), out_axis, where))
+                entries.append(self._entry(lhs, leaf, k_axis, True, out_axis, where))
         n_lhs_free = len(lhs_shape) - len(lc)
         out_shape = tuple(eqn.outvars[0].aval.shape)
         axis = n_lhs_free + pick
@@ -523,18 +531,14 @@ class Analysis:
                 padded = any(p != (0, 0) for p in eqn.params["padding"]) or any(
                     d != 1 for d in eqn.params["lhs_dilation"]
                 )
-                spatial = tuple(self._kernel(rhs, list(rhs_spec[2:]), where)[1])
-                entries.append(
-                    self._entry(lhs, leaf, in_axis, not padded, spatial, out_axis, where)
-                )
+                entries.append(self._entry(lhs, leaf, in_axis, not padded, out_axis, where))
         out = self._produce(leaf, out_axis, out_spec[1], out_shape[out_spec[1]])
-        for v in eqn.outvars:
-            if entries:
-                self.pending[v] = entries
+        if entries:
+            self.pending[eqn.outvars[0]] = entries
         return out
 
-    def _entry(self, chan: Chan, leaf, axis, exact, spatial, out_axis, where) -> Entry:
-        entry = Entry(leaf, axis, chan.outer, chan.inner, chan.const, exact, spatial, out_axis)
+    def _entry(self, chan: Chan, leaf, axis, exact, out_axis, where) -> Entry:
+        entry = Entry(leaf, axis, chan.outer, chan.inner, chan.const, exact, out_axis)
         self._member(chan.group, leaf, axis, chan.outer, chan.inner, where)
         self.group(chan.group).entries.append(entry)
         return entry

@@ -70,11 +70,8 @@ def compact(
     )
     small = nnx.merge(graphdef, small_state)
     _update_features(small)
-    full = {
-        p: jnp.broadcast_to(m, shape)
-        for p, m in masks.items()
-        for shape in [dict(zip(s_paths, (jnp.shape(x) for x in s_leaves)))[p]]
-    }
+    shapes = dict(zip(s_paths, (jnp.shape(x) for x in s_leaves)))
+    full = {p: jnp.broadcast_to(m, shapes[p]) for p, m in masks.items()}
     sliced = slicer(full)
     kept = {p: m for p, m in sliced.items() if not bool(jnp.all(m))}
     if kept:
