@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from . import _coupling, _methods, _paths
+from . import _coupling, _methods, _paths, _tracked
 from ._typing import PyTree
 
 
@@ -405,7 +405,7 @@ class _Runner:
                 out = list(old)
                 for leaf, axes in analysis.pvals[var].sources:
                     for i, la in enumerate(axes):
-                        if la is not None and la != _coupling.OPAQUE:
+                        if la is not None and la != _tracked.OPAQUE:
                             out[i] = self._leaf_shapes[leaf][la] if old[i] != 1 else 1
                 return tuple(out)
             return old
@@ -427,7 +427,7 @@ def _evaluate(jaxpr: jcore.Jaxpr, env: dict, shape) -> list[Any]:
     for eqn in jaxpr.eqns:
         vals = [read(v) for v in eqn.invars]
         name = eqn.primitive.name
-        call = _coupling.inner_jaxpr(eqn)
+        call = _tracked.inner_jaxpr(eqn)
         if call is not None:
             sub, consts = call
             sub_env = dict(zip(sub.constvars, consts))
@@ -453,7 +453,7 @@ def _flops(jaxpr: jcore.Jaxpr, shape, pvals: dict, out: dict | None = None) -> d
     out = {} if out is None else out
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        call = _coupling.inner_jaxpr(eqn)
+        call = _tracked.inner_jaxpr(eqn)
         if call is not None:
             _flops(call[0], shape, pvals, out)
             continue
